@@ -1,0 +1,65 @@
+# kimcnn: `make all` sets everything up on a fresh machine and runs the
+# pipeline; `make test` runs the whole suite. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+TORCH_VERSION := 2.11.0
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kimcnn
+VENV ?= $(CACHE_DIR)/torch-$(TORCH_VERSION)
+PYTHON ?= python3
+TORCH_STAMP := $(VENV)/.kimcnn-installed
+CARGO_CONFIG := .cargo/config.toml
+CARGO_TARGET_DIR ?= target
+BIN := $(CARGO_TARGET_DIR)/release/kimcnn
+JOBS ?= $(shell nproc)
+
+.PHONY: all setup build test bench data status clean
+
+## all: set up, build, and run the default pipeline
+all: build
+	$(BIN) run --jobs $(JOBS)
+
+## setup: the torch venv (per-user cache, shared by every clone) and .cargo/config.toml
+setup: $(CARGO_CONFIG)
+
+# One install at a time (CI and a clone may race); the stamp marks a complete one.
+$(TORCH_STAMP):
+	@mkdir -p $(CACHE_DIR)
+	@flock $(CACHE_DIR)/.install.lock bash -c '\
+	  set -e; \
+	  if [ -f $(TORCH_STAMP) ]; then exit 0; fi; \
+	  echo "installing torch==$(TORCH_VERSION) into $(VENV) (about 5 GB, once per user)"; \
+	  rm -rf $(VENV); \
+	  $(PYTHON) -m venv $(VENV); \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION); \
+	  touch $(TORCH_STAMP)'
+
+# Lets a plain `cargo build` / `cargo test` in the checkout find libtorch.
+$(CARGO_CONFIG): $(TORCH_STAMP)
+	@mkdir -p .cargo
+	@torch_dir=$$($(VENV)/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null) && \
+	  printf '# written by make setup\n[env]\nLIBTORCH = "%s"\n' "$$torch_dir" > $@ && \
+	  echo "libtorch: $$torch_dir"
+
+## build: the kimcnn binaries (release)
+build: setup
+	cargo build --release --workspace --bins
+
+## test: the whole suite (unit tests of every crate, end-to-end tests of the binary)
+test: setup
+	cargo test --workspace
+
+## data: fetch the data sets (from the mirror or the internet)
+data: build
+	$(BIN) run kim nsmc --jobs $(JOBS)
+
+status: build
+	$(BIN) status
+
+## bench: benchmarks; results in bench/out/ and BENCHMARKS.md
+bench: build
+	bash bench/run.sh
+
+clean:
+	cargo clean
+	rm -rf artifacts

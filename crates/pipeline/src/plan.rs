@@ -1,0 +1,467 @@
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::spec::{RawPipeline, RawStage};
+use crate::{PipelineError, Registry, Result};
+
+/// One concrete stage of the expanded pipeline.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    /// The pipeline.yaml entry it was expanded from (`train` for
+    /// `train.mr.static.fold3`).
+    pub group: String,
+    pub kind: String,
+    pub desc: Option<String>,
+    /// Resolved params (all `${...}` substituted), canonical JSON.
+    pub params: Value,
+    /// Input name -> (index of the producing stage, its output name).
+    pub inputs: BTreeMap<String, (usize, String)>,
+    pub outputs: Vec<String>,
+    pub threads: usize,
+    /// Producing stages, deduplicated, ascending.
+    pub deps: Vec<usize>,
+}
+
+/// The checked, expanded pipeline, stages in topological order (a stage
+/// always comes after everything it reads).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub file: PathBuf,
+    pub stages: Vec<Stage>,
+    index: HashMap<String, usize>,
+}
+
+impl Plan {
+    /// Reads and checks `file`, applying `--set key=value` overrides.
+    pub fn load(file: &Path, overrides: &[String], registry: &Registry) -> Result<Plan> {
+        let text = std::fs::read_to_string(file).map_err(|source| PipelineError::Read { file: file.into(), source })?;
+        Plan::parse(&text, file, overrides, registry)
+    }
+
+    pub fn parse(text: &str, file: &Path, overrides: &[String], registry: &Registry) -> Result<Plan> {
+        let mut raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| syntax(file, e))?;
+        for o in overrides {
+            apply_override(&mut raw, o)?;
+        }
+        let invalid = |message: String| PipelineError::Invalid { file: file.into(), message };
+        let params = yaml_to_json(&serde_yaml::Value::Mapping(raw.params.clone())).map_err(|e| invalid(format!("params: {e}")))?;
+
+        // Expand matrices, resolve ${...}.
+        struct Pending {
+            stage: Stage,
+            refs: Vec<(String, String)>,
+        }
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (group, rs) in &raw.stages {
+            if !valid_name(group) || group.contains('.') {
+                return Err(invalid(format!(
+                    "stage `{group}`: a stage name may hold only letters, digits, `_` and `-` (no path characters or dots)"
+                )));
+            }
+            let kind = registry.get(&rs.uses).ok_or_else(|| {
+                let known: Vec<&str> = registry.keys().map(String::as_str).collect();
+                invalid(format!("stage `{group}`: unknown stage kind `{}` (known: {})", rs.uses, known.join(", ")))
+            })?;
+            for (vars, suffix) in expand_matrix(group, rs).map_err(&invalid)? {
+                let name = format!("{group}{suffix}");
+                if !valid_name(&name) {
+                    return Err(invalid(format!(
+                        "stage `{name}`: matrix values may hold only letters, digits, `_`, `-` and `.` (no path characters)"
+                    )));
+                }
+                let ctx = Ctx { vars: &vars, params: &params };
+                let with = yaml_to_json(&serde_yaml::Value::Mapping(rs.with.clone()))
+                    .map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+                let params = ctx.resolve(&with).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+                let mut refs = Vec::new();
+                for (input, r) in &rs.inputs {
+                    let r = ctx.resolve_str(r).map_err(|e| invalid(format!("stage `{name}`: input `{input}`: {e}")))?;
+                    let r = match r {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    refs.push((input.clone(), r));
+                }
+                let outputs = kind.outputs(&params, &rs.outputs).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+                for o in &outputs {
+                    if o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                        return Err(invalid(format!(
+                            "stage `{name}`: output name `{o}` may hold only letters, digits, `_` and `-`"
+                        )));
+                    }
+                }
+                let input_names: Vec<&str> = rs.inputs.keys().map(String::as_str).collect();
+                kind.check_inputs(&params, &input_names).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+                let threads = rs.threads.unwrap_or_else(|| kind.threads(&params));
+                if threads == 0 {
+                    return Err(invalid(format!("stage `{name}`: threads must be at least 1")));
+                }
+                if let Some(prev) = index.get(&name) {
+                    let other = &pending[*prev].stage.group;
+                    return Err(invalid(format!(
+                        "stage name `{name}` occurs twice after matrix expansion (from `{other}` and `{group}`)"
+                    )));
+                }
+                index.insert(name.clone(), pending.len());
+                pending.push(Pending {
+                    stage: Stage {
+                        name,
+                        group: group.clone(),
+                        kind: rs.uses.clone(),
+                        desc: rs.desc.clone(),
+                        params,
+                        inputs: BTreeMap::new(),
+                        outputs,
+                        threads,
+                        deps: Vec::new(),
+                    },
+                    refs,
+                });
+            }
+        }
+
+        // Resolve references.
+        for i in 0..pending.len() {
+            let refs = std::mem::take(&mut pending[i].refs);
+            let name = pending[i].stage.name.clone();
+            for (input, r) in refs {
+                let (src, out) = r.rsplit_once('.').ok_or_else(|| {
+                    invalid(format!("stage `{name}`: input `{input}` = `{r}` is not of the form <stage>.<output>"))
+                })?;
+                let &j = index.get(src).ok_or_else(|| {
+                    invalid(format!("stage `{name}`: input `{input}` refers to stage `{src}`, which does not exist"))
+                })?;
+                if !pending[j].stage.outputs.iter().any(|o| o == out) {
+                    return Err(invalid(format!(
+                        "stage `{name}`: input `{input}` refers to output `{out}` of stage `{src}`, which has only: {}",
+                        pending[j].stage.outputs.join(", ")
+                    )));
+                }
+                pending[i].stage.inputs.insert(input, (j, out.to_string()));
+            }
+            let mut deps: Vec<usize> = pending[i].stage.inputs.values().map(|(j, _)| *j).collect();
+            deps.sort_unstable();
+            deps.dedup();
+            pending[i].stage.deps = deps;
+        }
+
+        let stages: Vec<Stage> = pending.into_iter().map(|p| p.stage).collect();
+        let order = topo_order(&stages).map_err(|cycle| PipelineError::Cycle { file: file.into(), cycle })?;
+        // Renumber in topological order.
+        let mut new_pos = vec![0; stages.len()];
+        for (pos, &old) in order.iter().enumerate() {
+            new_pos[old] = pos;
+        }
+        let mut sorted: Vec<Option<Stage>> = stages.into_iter().map(Some).collect();
+        let mut out = Vec::with_capacity(sorted.len());
+        for &old in &order {
+            let mut s = sorted[old].take().expect("each stage once");
+            for (j, _) in s.inputs.values_mut() {
+                *j = new_pos[*j];
+            }
+            for d in &mut s.deps {
+                *d = new_pos[*d];
+            }
+            s.deps.sort_unstable();
+            out.push(s);
+        }
+        let index = out.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        Ok(Plan { file: file.into(), stages: out, index })
+    }
+
+    pub fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The stages a run of `targets` touches: each target (a stage name, a
+    /// group name from pipeline.yaml, or a `*` glob) and everything it reads,
+    /// plus, with `downstream`, everything that reads it. No targets: all.
+    /// Returns (selected, named-as-target) masks.
+    pub fn select(&self, targets: &[String], downstream: bool) -> Result<(Vec<bool>, Vec<bool>)> {
+        let n = self.stages.len();
+        if targets.is_empty() {
+            return Ok((vec![true; n], vec![true; n]));
+        }
+        let mut named = vec![false; n];
+        for t in targets {
+            let mut hit = false;
+            for (i, s) in self.stages.iter().enumerate() {
+                if s.name == *t || s.group == *t || glob(t, &s.name) {
+                    named[i] = true;
+                    hit = true;
+                }
+            }
+            if !hit {
+                return Err(PipelineError::UnknownTarget(t.clone()));
+            }
+        }
+        let mut sel = named.clone();
+        if downstream {
+            for i in 0..n {
+                if self.stages[i].deps.iter().any(|&d| sel[d]) {
+                    sel[i] = true;
+                }
+            }
+        }
+        for i in (0..n).rev() {
+            if sel[i] {
+                for &d in &self.stages[i].deps {
+                    sel[d] = true;
+                }
+            }
+        }
+        Ok((sel, named))
+    }
+}
+
+fn syntax(file: &Path, e: serde_yaml::Error) -> PipelineError {
+    let msg = e.to_string();
+    match e.location() {
+        Some(loc) => {
+            let message = match msg.rfind(" at line ") {
+                Some(i) => msg[..i].to_string(),
+                None => msg,
+            };
+            PipelineError::Syntax { file: file.into(), line: loc.line(), column: loc.column(), message }
+        }
+        None => PipelineError::Invalid { file: file.into(), message: msg },
+    }
+}
+
+/// A stage name: letters, digits, `_`, `-`, and dots between parts; never a
+/// path (no `/`, `\`, `..`, no leading dot).
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !s.starts_with(['.', '-'])
+        && !s.ends_with('.')
+        && !s.contains("..")
+}
+
+fn glob(pat: &str, s: &str) -> bool {
+    if !pat.contains('*') {
+        return false;
+    }
+    let parts: Vec<&str> = pat.split('*').collect();
+    let mut rest = s;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            match rest.find(p) {
+                Some(k) => rest = &rest[k + p.len()..],
+                None => return false,
+            }
+        }
+    }
+    rest.is_empty()
+}
+
+fn yaml_to_json(v: &serde_yaml::Value) -> std::result::Result<Value, String> {
+    serde_json::to_value(v).map_err(|e| format!("cannot use this value as a param: {e}"))
+}
+
+fn apply_override(raw: &mut RawPipeline, arg: &str) -> Result<()> {
+    let err = |message: &str| PipelineError::Override { arg: arg.to_string(), message: message.to_string() };
+    let (path, value) = arg.split_once('=').ok_or_else(|| err("expected KEY=VALUE, e.g. train.epochs=10"))?;
+    let value: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| err(&format!("bad value: {e}")))?;
+    let segs: Vec<&str> = path.split('.').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err(err("empty key segment"));
+    }
+    let (map, rest) = if let Some(stage) = raw.stages.get_mut(segs[0]) {
+        if segs.len() < 2 {
+            return Err(err("name a param of the stage, e.g. train.epochs=10"));
+        }
+        (&mut stage.with, &segs[1..])
+    } else if raw.params.contains_key(segs[0]) {
+        (&mut raw.params, &segs[..])
+    } else {
+        return Err(err(&format!("no stage or param named `{}` in the pipeline", segs[0])));
+    };
+    set_path(map, rest, value).map_err(|m| err(&m))
+}
+
+fn set_path(map: &mut serde_yaml::Mapping, segs: &[&str], value: serde_yaml::Value) -> std::result::Result<(), String> {
+    let key = serde_yaml::Value::String(segs[0].to_string());
+    if segs.len() == 1 {
+        map.insert(key, value);
+        return Ok(());
+    }
+    let entry = map.entry(key).or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+    match entry {
+        serde_yaml::Value::Mapping(m) => set_path(m, &segs[1..], value),
+        _ => Err(format!("`{}` is not a mapping", segs[0])),
+    }
+}
+
+/// Matrix expansion: the cartesian product of the variables in declared
+/// order, each with the name suffix it gets (`.mr.static.fold3`).
+fn expand_matrix(group: &str, rs: &RawStage) -> std::result::Result<Vec<(BTreeMap<String, Value>, String)>, String> {
+    let mut combos: Vec<(BTreeMap<String, Value>, String)> = vec![(BTreeMap::new(), String::new())];
+    for (var, spec) in &rs.matrix {
+        let values = matrix_values(spec).map_err(|e| format!("stage `{group}`: matrix `{var}`: {e}"))?;
+        if values.is_empty() {
+            return Err(format!("stage `{group}`: matrix `{var}` has no values"));
+        }
+        let mut next = Vec::new();
+        for (vars, suffix) in &combos {
+            for v in &values {
+                let label = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => format!("{var}{n}"),
+                    other => other.to_string(),
+                };
+                let mut vars = vars.clone();
+                vars.insert(var.clone(), v.clone());
+                next.push((vars, format!("{suffix}.{label}")));
+            }
+        }
+        combos = next;
+    }
+    Ok(combos)
+}
+
+fn matrix_values(spec: &serde_yaml::Value) -> std::result::Result<Vec<Value>, String> {
+    match spec {
+        serde_yaml::Value::Sequence(items) => items
+            .iter()
+            .map(|v| match v {
+                serde_yaml::Value::String(_) | serde_yaml::Value::Number(_) | serde_yaml::Value::Bool(_) => yaml_to_json(v),
+                _ => Err("values must be strings, numbers or booleans".into()),
+            })
+            .collect(),
+        serde_yaml::Value::String(s) => {
+            let inner = s
+                .trim()
+                .strip_prefix("range(")
+                .and_then(|r| r.strip_suffix(')'))
+                .ok_or_else(|| format!("expected a list or range(N), found `{s}`"))?;
+            let nums: Vec<i64> = inner
+                .split(',')
+                .map(|p| p.trim().parse::<i64>().map_err(|_| format!("bad number in `{s}`")))
+                .collect::<std::result::Result<_, _>>()?;
+            let (a, b) = match nums[..] {
+                [n] => (0, n),
+                [a, b] => (a, b),
+                _ => return Err(format!("expected range(N) or range(A, B), found `{s}`")),
+            };
+            Ok((a..b).map(Value::from).collect())
+        }
+        _ => Err("expected a list or range(N)".into()),
+    }
+}
+
+struct Ctx<'a> {
+    vars: &'a BTreeMap<String, Value>,
+    params: &'a Value,
+}
+
+impl Ctx<'_> {
+    fn lookup(&self, name: &str) -> std::result::Result<&Value, String> {
+        if let Some(v) = self.vars.get(name) {
+            return Ok(v);
+        }
+        let mut cur = self.params;
+        for seg in name.split('.') {
+            cur = cur.get(seg).ok_or_else(|| {
+                let mut known: Vec<String> = self.vars.keys().cloned().collect();
+                if let Some(m) = self.params.as_object() {
+                    known.extend(m.keys().cloned());
+                }
+                format!("`${{{name}}}` is not defined (defined here: {})", if known.is_empty() { "nothing".into() } else { known.join(", ") })
+            })?;
+        }
+        Ok(cur)
+    }
+
+    fn resolve(&self, v: &Value) -> std::result::Result<Value, String> {
+        Ok(match v {
+            Value::String(s) => self.resolve_str(s)?,
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.resolve(x)).collect::<std::result::Result<_, _>>()?),
+            Value::Object(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, x) in m {
+                    out.insert(k.clone(), self.resolve(x)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    /// `"${x}"` alone takes x's value and type; `${x}` inside a longer string
+    /// is substituted as text.
+    fn resolve_str(&self, s: &str) -> std::result::Result<Value, String> {
+        if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+            if !name.contains(['$', '{', '}']) {
+                return Ok(self.lookup(name.trim())?.clone());
+            }
+        }
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("${") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            let j = after.find('}').ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
+            match self.lookup(after[..j].trim())? {
+                Value::String(x) => out.push_str(x),
+                v @ (Value::Number(_) | Value::Bool(_)) => out.push_str(&v.to_string()),
+                _ => return Err(format!("`${{{}}}` is not a scalar and cannot be part of a string", &after[..j])),
+            }
+            rest = &after[j + 1..];
+        }
+        out.push_str(rest);
+        Ok(Value::String(out))
+    }
+}
+
+/// Kahn's algorithm, stable in declaration order; on a cycle, returns its
+/// stages in order.
+fn topo_order(stages: &[Stage]) -> std::result::Result<Vec<usize>, Vec<String>> {
+    let n = stages.len();
+    let mut indeg: Vec<usize> = stages.iter().map(|s| s.deps.len()).collect();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, s) in stages.iter().enumerate() {
+        for &d in &s.deps {
+            users[d].push(i);
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &u in &users[i] {
+            indeg[u] -= 1;
+            if indeg[u] == 0 {
+                ready.insert(u);
+            }
+        }
+    }
+    if order.len() == n {
+        return Ok(order);
+    }
+    // Walk back along deps among the remaining stages until one repeats.
+    let mut cur = (0..n).find(|&i| indeg[i] > 0).expect("a stage in the cycle");
+    let mut seen: Vec<usize> = Vec::new();
+    while !seen.contains(&cur) {
+        seen.push(cur);
+        cur = *stages[cur].deps.iter().find(|&&d| indeg[d] > 0).expect("cycle continues");
+    }
+    let start = seen.iter().position(|&x| x == cur).expect("in path");
+    let mut cycle: Vec<String> = seen[start..].iter().rev().map(|&i| stages[i].name.clone()).collect();
+    cycle.push(cycle[0].clone());
+    Err(cycle)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::{Job, StageError, StageKind};
+
+/// A kind with declared outputs, for checking plans.
+struct Any;
+impl StageKind for Any {
+    fn version(&self) -> u32 {
+        1
+    }
+    fn outputs(&self, _: &Value, declared: &[String]) -> std::result::Result<Vec<String>, String> {
+        Ok(if declared.is_empty() { vec!["out".into()] } else { declared.to_vec() })
+    }
+    fn run(&self, _: &Job) -> std::result::Result<(), StageError> {
+        Ok(())
+    }
+}
+
+fn reg() -> Registry {
+    Registry::from([("any".to_string(), Arc::new(Any) as Arc<dyn StageKind>)])
+}
+
+fn plan(text: &str) -> Result<Plan> {
+    Plan::parse(text, Path::new("pipeline.yaml"), &[], &reg())
+}
+
+fn err(text: &str) -> String {
+    plan(text).unwrap_err().to_string()
+}
+
+#[test]
+fn matrix_expands_in_declared_order_with_stable_names() {
+    let p = plan(
+        "params: {seed: 7}\nstages:\n  data: {uses: any}\n  train:\n    uses: any\n    matrix: {dataset: [mr, sst2], variant: [rand, non-static], fold: range(2)}\n    inputs: {d: data.out}\n    with: {v: '${variant}', f: '${fold}', s: '${seed}', tag: '${dataset}-${fold}'}\n",
+    )
+    .unwrap();
+    let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names.len(), 9);
+    assert_eq!(names[0], "data");
+    assert!(names.contains(&"train.mr.non-static.fold1"));
+    let s = &p.stages[p.get("train.sst2.rand.fold0").unwrap()];
+    assert_eq!(s.params["v"], "rand");
+    assert_eq!(s.params["f"], 0, "a lone reference keeps its type");
+    assert_eq!(s.params["s"], 7);
+    assert_eq!(s.params["tag"], "sst2-0");
+    assert_eq!(s.deps, vec![0]);
+}
+
+#[test]
+fn overrides_set_stage_and_global_params() {
+    let text = "params: {seed: 1, opt: {lr: 0.1}}\nstages:\n  train: {uses: any, with: {epochs: 25, seed: '${seed}', lr: '${opt.lr}'}}\n";
+    let sets = ["train.epochs=10".to_string(), "seed=3".to_string(), "opt.lr=0.5".to_string()];
+    let p = Plan::parse(text, Path::new("p.yaml"), &sets, &reg()).unwrap();
+    assert_eq!(p.stages[0].params["epochs"], 10);
+    assert_eq!(p.stages[0].params["seed"], 3);
+    assert_eq!(p.stages[0].params["lr"], 0.5);
+    let e = Plan::parse(text, Path::new("p.yaml"), &["nope.x=1".into()], &reg()).unwrap_err().to_string();
+    assert!(e.contains("--set nope.x=1") && e.contains("no stage or param"), "{e}");
+    let e = Plan::parse(text, Path::new("p.yaml"), &["train".into()], &reg()).unwrap_err().to_string();
+    assert!(e.contains("KEY=VALUE"), "{e}");
+}
+
+#[test]
+fn syntax_errors_name_line_and_column() {
+    let e = err("stages:\n  a: {uses: any\n  b: x\n");
+    assert!(e.starts_with("pipeline.yaml:"), "{e}");
+    let parts: Vec<&str> = e.splitn(4, ':').collect();
+    assert!(parts[1].parse::<usize>().is_ok() && parts[2].parse::<usize>().is_ok(), "{e}");
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_errors() {
+    let e = err("stages:\n  a:\n    uses: any\n    withh: {}\n");
+    assert!(e.starts_with("pipeline.yaml:4:") && e.contains("unknown field `withh`"), "{e}");
+    let e = err("stages:\n  a:\n    uses: any\n    threads: two\n");
+    assert!(e.starts_with("pipeline.yaml:4:") && e.contains("invalid type"), "{e}");
+    let e = err("stagess: {}\n");
+    assert!(e.contains("unknown field `stagess`"), "{e}");
+}
+
+#[test]
+fn cycles_are_named() {
+    let e = err("stages:\n  a: {uses: any, inputs: {x: b.out}}\n  b: {uses: any, inputs: {x: c.out}}\n  c: {uses: any, inputs: {x: a.out}}\n  d: {uses: any}\n");
+    assert!(e.contains("dependency cycle"), "{e}");
+    for s in ["a", "b", "c"] {
+        assert!(e.contains(s), "{e}");
+    }
+    assert!(!e.contains(" d "), "{e}");
+    let e = err("stages:\n  a: {uses: any, inputs: {x: a.out}}\n");
+    assert!(e.contains("dependency cycle: a -> a"), "{e}");
+}
+
+#[test]
+fn missing_references_are_named() {
+    let e = err("stages:\n  a: {uses: any, inputs: {x: nope.out}}\n");
+    assert!(e.contains("stage `a`") && e.contains("stage `nope`"), "{e}");
+    let e = err("stages:\n  b: {uses: any}\n  a: {uses: any, inputs: {x: b.model}}\n");
+    assert!(e.contains("output `model` of stage `b`") && e.contains("only: out"), "{e}");
+    let e = err("stages:\n  a: {uses: any, inputs: {x: justaname}}\n");
+    assert!(e.contains("<stage>.<output>"), "{e}");
+    let e = err("stages:\n  a: {uses: nokind}\n");
+    assert!(e.contains("unknown stage kind `nokind`") && e.contains("any"), "{e}");
+}
+
+#[test]
+fn duplicate_names_after_expansion() {
+    let e = err("stages:\n  t: {uses: any, matrix: {v: [a, a]}}\n");
+    assert!(e.contains("`t.a` occurs twice"), "{e}");
+}
+
+#[test]
+fn path_characters_in_names_are_refused() {
+    for bad in ["'../x'", "'a/b'", "'.hidden'"] {
+        let e = err(&format!("stages:\n  {bad}: {{uses: any}}\n"));
+        assert!(e.contains("no path characters"), "{bad}: {e}");
+    }
+    let e = err("stages:\n  t: {uses: any, matrix: {v: ['../../etc']}}\n");
+    assert!(e.contains("no path characters"), "{e}");
+    let e = err("stages:\n  t: {uses: any, outputs: ['../x']}\n");
+    assert!(e.contains("output name"), "{e}");
+}
+
+#[test]
+fn undefined_references_are_named() {
+    let e = err("params: {seed: 1}\nstages:\n  t: {uses: any, with: {x: '${sede}'}}\n");
+    assert!(e.contains("stage `t`") && e.contains("`${sede}` is not defined") && e.contains("seed"), "{e}");
+    let e = err("stages:\n  t: {uses: any, inputs: {x: '${up}.out'}}\n");
+    assert!(e.contains("`${up}` is not defined"), "{e}");
+}
+
+#[test]
+fn select_takes_names_groups_globs_and_their_ancestors() {
+    let p = plan("stages:\n  a: {uses: any}\n  b: {uses: any, inputs: {x: a.out}, matrix: {v: [p, q]}}\n  c: {uses: any, inputs: {x: b.p.out}}\n").unwrap();
+    let names = |mask: &[bool]| -> Vec<String> { p.stages.iter().zip(mask).filter(|(_, &m)| m).map(|(s, _)| s.name.clone()).collect() };
+    let (sel, _) = p.select(&["b.q".into()], false).unwrap();
+    assert_eq!(names(&sel), ["a", "b.q"]);
+    let (sel, _) = p.select(&["b".into()], false).unwrap();
+    assert_eq!(names(&sel), ["a", "b.p", "b.q"]);
+    let (sel, named) = p.select(&["a".into()], true).unwrap();
+    assert_eq!(names(&sel), ["a", "b.p", "b.q", "c"]);
+    assert_eq!(names(&named), ["a"]);
+    let (sel, _) = p.select(&["b.*".into()], false).unwrap();
+    assert_eq!(names(&sel), ["a", "b.p", "b.q"]);
+    assert!(matches!(p.select(&["zzz".into()], false), Err(PipelineError::UnknownTarget(_))));
+}

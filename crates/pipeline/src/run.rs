@@ -1,0 +1,406 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use kimcnn_store::{hash_bytes, LockEntry, Lockfile, ObjectId, RunRecord, Store};
+use serde_json::{json, Value};
+
+use crate::{Env, Job, Plan, PipelineError, Registry, Result, Stage};
+
+/// How a `kimcnn run` goes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stage names, group names or globs; empty: the whole pipeline.
+    pub targets: Vec<String>,
+    /// Also run everything downstream of the targets.
+    pub downstream: bool,
+    /// Recompute the targets even when cached.
+    pub force: bool,
+    /// Say what would run, run nothing.
+    pub dry_run: bool,
+    /// Thread budget: stages run in parallel while their threads fit.
+    pub jobs: usize,
+    /// Where pipeline.lock lives.
+    pub lock_path: PathBuf,
+}
+
+/// What happened to one stage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Computed in this run.
+    Ran { seconds: f64 },
+    /// Its key had a run record with all outputs present.
+    Cached,
+    /// Another process computed it while this one waited for the key lock.
+    CachedByOther,
+    /// Dry run: would be computed.
+    WouldRun,
+    Failed(String),
+    /// Not run because something it reads failed.
+    Skipped,
+}
+
+/// Progress events, for a display. The runner prints nothing itself.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    Planned { total: usize },
+    Started { stage: &'a str, threads: usize },
+    Finished { stage: &'a str, outcome: &'a Outcome },
+}
+
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub outcomes: Vec<(String, Outcome)>,
+    /// Corrupt objects found (and quarantined) on the way.
+    pub quarantined: Vec<(String, ObjectId)>,
+}
+
+impl RunSummary {
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|(_, o)| f(o)).count()
+    }
+    pub fn ran(&self) -> Vec<&str> {
+        self.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Ran { .. })).map(|(s, _)| s.as_str()).collect()
+    }
+}
+
+/// The cache key of a stage run: BLAKE3 over its kind, kind version,
+/// canonical params (JSON with sorted keys), input hashes by name, and the
+/// kind's fingerprint of outside inputs. Stage names are not part of it.
+pub fn cache_key(kind: &str, version: u32, params: &Value, inputs: &BTreeMap<String, ObjectId>, fingerprint: &Option<String>) -> ObjectId {
+    let canon = json!({
+        "kind": kind,
+        "version": version,
+        "params": params,
+        "inputs": inputs,
+        "fingerprint": fingerprint,
+    });
+    hash_bytes(&serde_json::to_vec(&canon).expect("json serialises"))
+}
+
+enum State {
+    Waiting,
+    Queued(ObjectId, BTreeMap<String, ObjectId>, Option<String>),
+    Running,
+    Done(Outcome, Option<Done>),
+}
+
+#[derive(Clone)]
+struct Done {
+    key: ObjectId,
+    inputs: BTreeMap<String, ObjectId>,
+    outputs: BTreeMap<String, ObjectId>,
+    fingerprint: Option<String>,
+}
+
+enum WorkError {
+    Failed(String),
+    Corrupt(Vec<(String, ObjectId)>),
+}
+
+/// Runs the selected part of the plan. Stages whose key has a run record are
+/// restored, the rest computed, independent ones in parallel within
+/// `opts.jobs` threads. Updates `pipeline.lock` and the `out/` links for every
+/// stage that finished. A corrupt input object is quarantined and the run
+/// retried once, so its producer is recomputed.
+pub fn run(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: &(dyn Fn(Event) + Sync)) -> Result<RunSummary> {
+    let mut summary = run_once(plan, registry, env, opts, on)?;
+    if !summary.quarantined.is_empty() && !opts.dry_run {
+        let quarantined = std::mem::take(&mut summary.quarantined);
+        summary = run_once(plan, registry, env, opts, on)?;
+        summary.quarantined.extend(quarantined);
+    }
+    let failed: Vec<&(String, Outcome)> = summary.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).collect();
+    match failed.as_slice() {
+        [] => Ok(summary),
+        [(stage, Outcome::Failed(m))] => Err(PipelineError::StageFailed { stage: stage.clone(), message: m.clone() }),
+        [(stage, Outcome::Failed(m)), ..] => Err(PipelineError::ManyFailed(failed.len(), stage.clone(), m.clone())),
+        _ => unreachable!("filtered to failures"),
+    }
+}
+
+fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: &(dyn Fn(Event) + Sync)) -> Result<RunSummary> {
+    let (selected, named) = plan.select(&opts.targets, opts.downstream)?;
+    let store = &env.store;
+    let n = plan.stages.len();
+    let jobs = opts.jobs.max(1);
+    let mut state: Vec<State> = (0..n).map(|_| State::Waiting).collect();
+    let mut summary = RunSummary::default();
+    on(Event::Planned { total: selected.iter().filter(|&&s| s).count() });
+
+    let (tx, rx) = mpsc::channel::<(usize, std::result::Result<Done, WorkError>, f64, bool)>();
+    let mut free = jobs;
+    let mut running = 0usize;
+
+    std::thread::scope(|scope| -> Result<()> {
+        loop {
+            // Settle every stage whose inputs are known: cached or queued.
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for i in 0..n {
+                    if !selected[i] || !matches!(state[i], State::Waiting) {
+                        continue;
+                    }
+                    let s = &plan.stages[i];
+                    let mut inputs = BTreeMap::new();
+                    let mut blocked = false;
+                    let mut upstream_failed = false;
+                    for (name, (j, out)) in &s.inputs {
+                        match &state[*j] {
+                            State::Done(_, Some(d)) => {
+                                inputs.insert(name.clone(), d.outputs[out].clone());
+                            }
+                            State::Done(_, None) => upstream_failed = true,
+                            _ => blocked = true,
+                        }
+                    }
+                    if upstream_failed {
+                        state[i] = State::Done(Outcome::Skipped, None);
+                        progressed = true;
+                        continue;
+                    }
+                    if blocked {
+                        continue;
+                    }
+                    progressed = true;
+                    let kind = &registry[&s.kind];
+                    let fingerprint = match kind.fingerprint(&s.params, env) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            let o = Outcome::Failed(e.to_string());
+                            on(Event::Finished { stage: &s.name, outcome: &o });
+                            state[i] = State::Done(o, None);
+                            continue;
+                        }
+                    };
+                    let key = cache_key(&s.kind, kind.version(), &s.params, &inputs, &fingerprint);
+                    let forced = opts.force && named[i];
+                    if !forced {
+                        if let Some(rec) = cached(store, &key, s)? {
+                            let o = Outcome::Cached;
+                            on(Event::Finished { stage: &s.name, outcome: &o });
+                            state[i] = State::Done(o, Some(Done { key, inputs, outputs: rec.outputs, fingerprint }));
+                            continue;
+                        }
+                    }
+                    if opts.dry_run {
+                        let o = Outcome::WouldRun;
+                        on(Event::Finished { stage: &s.name, outcome: &o });
+                        // Downstream keys are unknown until this runs: report them as would-run too.
+                        state[i] = State::Done(o, Some(Done { key, inputs, outputs: placeholder_outputs(s), fingerprint }));
+                        continue;
+                    }
+                    state[i] = State::Queued(key, inputs, fingerprint);
+                }
+            }
+
+            // Start queued stages while their threads fit the budget.
+            for i in 0..n {
+                if !matches!(state[i], State::Queued(..)) {
+                    continue;
+                }
+                let need = plan.stages[i].threads.min(jobs);
+                if need > free {
+                    continue;
+                }
+                let State::Queued(key, inputs, fingerprint) = std::mem::replace(&mut state[i], State::Running) else {
+                    unreachable!()
+                };
+                free -= need;
+                running += 1;
+                let s = &plan.stages[i];
+                on(Event::Started { stage: &s.name, threads: need });
+                let tx = tx.clone();
+                let forced = opts.force && named[i];
+                let kind = registry[&s.kind].clone();
+                scope.spawn(move || {
+                    let t0 = Instant::now();
+                    let (res, by_other) = work(s, kind.as_ref(), env, key, inputs, fingerprint, need, forced);
+                    let _ = tx.send((i, res, t0.elapsed().as_secs_f64(), by_other));
+                });
+            }
+
+            if running == 0 {
+                break;
+            }
+            let (i, res, seconds, by_other) = rx.recv().expect("workers report");
+            running -= 1;
+            free += plan.stages[i].threads.min(jobs);
+            let s = &plan.stages[i];
+            let (o, done) = match res {
+                Ok(d) if by_other => (Outcome::CachedByOther, Some(d)),
+                Ok(d) => (Outcome::Ran { seconds }, Some(d)),
+                Err(WorkError::Failed(m)) => (Outcome::Failed(m), None),
+                Err(WorkError::Corrupt(objs)) => {
+                    let names: Vec<String> = objs.iter().map(|(n, id)| format!("input `{n}` ({})", id.short())).collect();
+                    summary.quarantined.extend(objs);
+                    (Outcome::Failed(format!("corrupt object(s) quarantined: {}", names.join(", "))), None)
+                }
+            };
+            on(Event::Finished { stage: &s.name, outcome: &o });
+            state[i] = State::Done(o, done);
+        }
+        Ok(())
+    })?;
+
+    // Record what finished: links and pipeline.lock.
+    let mut finished: Vec<(usize, Done)> = Vec::new();
+    for (i, st) in state.into_iter().enumerate() {
+        if let State::Done(o, d) = st {
+            if let (false, Some(d)) = (matches!(o, Outcome::WouldRun), d) {
+                finished.push((i, d));
+            }
+            summary.outcomes.push((plan.stages[i].name.clone(), o));
+        }
+    }
+    if !opts.dry_run {
+        for (i, d) in &finished {
+            for (out, id) in &d.outputs {
+                store.link(&plan.stages[*i].name, out, id)?;
+            }
+        }
+        update_lock(plan, registry, store, &opts.lock_path, &finished)?;
+    }
+    Ok(summary)
+}
+
+fn placeholder_outputs(s: &Stage) -> BTreeMap<String, ObjectId> {
+    s.outputs.iter().map(|o| (o.clone(), hash_bytes(format!("unknown:{}:{o}", s.name).as_bytes()))).collect()
+}
+
+/// The run record for `key` if it exists and all its outputs are in the store.
+fn cached(store: &Store, key: &ObjectId, s: &Stage) -> Result<Option<RunRecord>> {
+    let Some(rec) = store.read_run(key)? else { return Ok(None) };
+    let complete = s.outputs.iter().all(|o| rec.outputs.get(o).is_some_and(|id| store.has_object(id)));
+    Ok(complete.then_some(rec))
+}
+
+/// Computes one stage under its key lock. Returns (result, computed by
+/// another process meanwhile).
+#[allow(clippy::too_many_arguments)]
+fn work(
+    s: &Stage,
+    kind: &dyn crate::StageKind,
+    env: &Env,
+    key: ObjectId,
+    inputs: BTreeMap<String, ObjectId>,
+    fingerprint: Option<String>,
+    threads: usize,
+    forced: bool,
+) -> (std::result::Result<Done, WorkError>, bool) {
+    let store = &env.store;
+    let fail = |m: String| (Err(WorkError::Failed(m)), false);
+    let _lock = match store.lock_key(key.as_str()) {
+        Ok(l) => l,
+        Err(e) => return fail(e.to_string()),
+    };
+    if !forced {
+        match cached(store, &key, s) {
+            Ok(Some(rec)) => return (Ok(Done { key, inputs, outputs: rec.outputs, fingerprint }), true),
+            Ok(None) => {}
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    if let Err(e) = store.clear_scratch(key.as_str()) {
+        return fail(e.to_string());
+    }
+    // Never feed a stage a corrupt object: re-hash its inputs first.
+    let mut corrupt = Vec::new();
+    for (name, id) in &inputs {
+        match store.check_object(id) {
+            Ok(true) => {}
+            Ok(false) => {
+                if store.quarantine(id).is_ok() {
+                    corrupt.push((name.clone(), id.clone()));
+                }
+            }
+            Err(e) => return fail(format!("input `{name}`: {e}")),
+        }
+    }
+    if !corrupt.is_empty() {
+        return (Err(WorkError::Corrupt(corrupt)), false);
+    }
+    let scratch = match store.scratch(key.as_str()) {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    let out_dir = scratch.path().join("out");
+    let work_dir = scratch.path().join("work");
+    for d in [&out_dir, &work_dir] {
+        if let Err(e) = std::fs::create_dir_all(d) {
+            return fail(format!("{}: {e}", d.display()));
+        }
+    }
+    let job = Job {
+        stage: &s.name,
+        params: &s.params,
+        inputs: inputs.iter().map(|(n, id)| (n.clone(), store.object_path(id))).collect(),
+        outputs: s.outputs.iter().map(|o| (o.clone(), out_dir.join(o))).collect(),
+        scratch: &work_dir,
+        threads,
+        env,
+    };
+    let t0 = Instant::now();
+    if let Err(e) = kind.run(&job) {
+        return fail(e.to_string());
+    }
+    let mut outputs = BTreeMap::new();
+    for (name, path) in &job.outputs {
+        if !path.is_file() {
+            return fail(format!("did not write its output `{name}`"));
+        }
+        match store.commit_file(path) {
+            Ok(id) => {
+                outputs.insert(name.clone(), id);
+            }
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    let rec = RunRecord {
+        key: key.clone(),
+        kind: s.kind.clone(),
+        kind_version: kind.version(),
+        stage: s.name.clone(),
+        params: s.params.clone(),
+        inputs: inputs.clone(),
+        outputs: outputs.clone(),
+        finished: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    if let Err(e) = store.write_run(&rec) {
+        return fail(e.to_string());
+    }
+    (Ok(Done { key, inputs, outputs, fingerprint }), false)
+}
+
+/// Read-modify-write of pipeline.lock under a store-wide lock: entries of
+/// the stages that finished are replaced, entries of stages no longer in the
+/// pipeline dropped, the rest kept.
+fn update_lock(plan: &Plan, registry: &Registry, store: &Store, path: &std::path::Path, finished: &[(usize, Done)]) -> Result<()> {
+    let _guard = store.lock_key("pipeline-lock")?;
+    let mut lock = Lockfile::read(path)?;
+    lock.schema = 1;
+    lock.stages.retain(|name, _| plan.get(name).is_some());
+    for (i, d) in finished {
+        let s = &plan.stages[*i];
+        lock.stages.insert(
+            s.name.clone(),
+            LockEntry {
+                kind: s.kind.clone(),
+                kind_version: registry[&s.kind].version(),
+                key: d.key.clone(),
+                params: s.params.clone(),
+                fingerprint: d.fingerprint.clone(),
+                inputs: d.inputs.clone(),
+                outputs: d.outputs.clone(),
+            },
+        );
+    }
+    lock.write(path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

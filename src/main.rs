@@ -1,0 +1,360 @@
+//! `kimcnn`: Kim (2014) CNN sentence classification as a reproducible,
+//! cached pipeline. This binary holds the CLI and wires the stage kinds to
+//! the runner; the work lives in the `crates/` libraries. It does not link
+//! libtorch (that would cost ~0.3 s at every start): torch work runs in the
+//! `kimcnn-torch` worker beside it.
+
+mod kinds;
+mod ui;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kimcnn_pipeline::{Env, Plan, PipelineError, Registry, RunOptions, StageState};
+use kimcnn_store::{Lockfile, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "kimcnn",
+    version,
+    about = "Kim (2014) CNN sentence classification as a reproducible, cached pipeline",
+    long_about = "Kim (2014) CNN sentence classification as a reproducible, cached pipeline.\n\n\
+        pipeline.yaml declares stages (source -> tokenize -> vocab -> embed -> train -> evaluate); \
+        every stage's outputs are stored under the BLAKE3 hash of their bytes in artifacts/, and a \
+        stage reruns only when its kind, params or input bytes change. pipeline.lock (commit it) \
+        records what each stage last ran as.",
+    after_help = "Examples:\n  kimcnn run                          run what is stale\n  \
+        kimcnn run train.mr.static.fold3    rerun one stage (and what it needs)\n  \
+        kimcnn run --set train.epochs=10    change a param for this run\n  \
+        kimcnn status                       what is stale, and why\n  \
+        kimcnn dag --format mermaid         the graph"
+)]
+struct Cli {
+    /// The pipeline file; its directory is the project directory.
+    #[arg(short = 'f', long, global = true, default_value = "pipeline.yaml", env = "KIMCNN_PIPELINE")]
+    file: PathBuf,
+    /// The artifact store [default: artifacts/ beside the pipeline file].
+    #[arg(long, global = true, env = "KIMCNN_STORE")]
+    store: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline, or the named stages and what they need.
+    Run {
+        /// Stage names, group names from pipeline.yaml (e.g. `train`), or globs (`train.mr.*`).
+        stages: Vec<String>,
+        /// Also run every stage downstream of the named ones.
+        #[arg(long)]
+        downstream: bool,
+        /// Recompute the named stages (all, if none named) even when cached.
+        #[arg(long)]
+        force: bool,
+        /// Show what would run; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Override a param for this run: `stage.param=value` or `param=value` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Thread budget; independent stages run in parallel while their threads fit [default: cores].
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        /// Also list stages restored from the cache.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Show which stages are stale and why (a changed param, input or file).
+    Status {
+        /// List up-to-date stages too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Print the stage graph.
+    Dag {
+        #[arg(long, value_enum, default_value = "text")]
+        format: DagFormat,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Re-hash every object in the store and report corrupt ones.
+    Verify {
+        /// Move corrupt objects to quarantine/, so the next run recomputes them.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Remove objects that neither pipeline.lock nor any run record needs.
+    Gc {
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also drop run records of stages not in pipeline.lock (old params, old code), and their objects.
+        #[arg(long)]
+        workspace: bool,
+    },
+    /// Print the BLAKE3 hash of files (as b3sum does), the store's object names.
+    Hash { files: Vec<PathBuf> },
+    /// Check the libtorch toolchain: load torch, report CUDA, train a tiny conv net.
+    Doctor,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DagFormat {
+    Text,
+    Mermaid,
+    Dot,
+}
+
+/// A failure and its exit code: 2 for bad input (pipeline.yaml, flags), 1 for
+/// everything else.
+struct Failure(String, u8);
+
+impl From<PipelineError> for Failure {
+    fn from(e: PipelineError) -> Failure {
+        let code = match e {
+            PipelineError::StageFailed { .. } | PipelineError::ManyFailed(..) | PipelineError::Store(_) => 1,
+            _ => 2,
+        };
+        Failure(e.to_string(), code)
+    }
+}
+
+impl From<kimcnn_store::StoreError> for Failure {
+    fn from(e: kimcnn_store::StoreError) -> Failure {
+        Failure(e.to_string(), 1)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(Failure(msg, code)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+struct Project {
+    file: PathBuf,
+    env: Env,
+    registry: Registry,
+}
+
+impl Project {
+    fn open(cli: &Cli) -> Result<Project, Failure> {
+        if !cli.file.is_file() {
+            return Err(Failure(format!("{}: no such pipeline file (run kimcnn in the project directory, or pass -f)", cli.file.display()), 2));
+        }
+        let dir = cli.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let project_dir = dir.canonicalize().map_err(|e| Failure(format!("{}: {e}", dir.display()), 2))?;
+        let store_dir = cli.store.clone().unwrap_or_else(|| project_dir.join("artifacts"));
+        let store = Store::open(store_dir)?;
+        Ok(Project { file: cli.file.clone(), env: Env { project_dir, store }, registry: kinds::registry() })
+    }
+
+    fn plan(&self, sets: &[String]) -> Result<Plan, Failure> {
+        Ok(Plan::load(&self.file, sets, &self.registry)?)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.env.project_dir.join("pipeline.lock")
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
+    match &cli.command {
+        Command::Hash { files } => return hash(files),
+        Command::Doctor => return doctor(),
+        _ => {}
+    }
+    let project = Project::open(&cli)?;
+    match cli.command {
+        Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose } => {
+            let t0 = Instant::now();
+            let plan = project.plan(&sets)?;
+            let opts = RunOptions {
+                targets: stages,
+                downstream,
+                force,
+                dry_run,
+                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                lock_path: project.lock_path(),
+            };
+            let display = ui::RunDisplay::new(verbose);
+            let result = kimcnn_pipeline::run(&plan, &project.registry, &project.env, &opts, &|e| display.event(e));
+            display.finish();
+            let summary = result?;
+            for (stage, id) in &summary.quarantined {
+                ui::line(&format!("warning: a corrupt input object {id} of stage {stage} was quarantined and recomputed"));
+            }
+            use kimcnn_pipeline::Outcome as O;
+            let verb = if dry_run { "would run" } else { "ran" };
+            let ran = summary.count(|o| matches!(o, O::Ran { .. } | O::WouldRun));
+            let cached = summary.count(|o| matches!(o, O::Cached | O::CachedByOther));
+            ui::line(&format!("{ran} {verb}, {cached} cached ({:.2} s)", t0.elapsed().as_secs_f64()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { all, sets } => {
+            let plan = project.plan(&sets)?;
+            let st = kimcnn_pipeline::status(&plan, &project.registry, &project.env, &project.lock_path())?;
+            let width = st.iter().map(|s| s.name.len()).max().unwrap_or(0);
+            let (mut ok, mut restorable, mut stale) = (0, 0, 0);
+            for s in &st {
+                let label = match s.state {
+                    StageState::UpToDate => {
+                        ok += 1;
+                        if !all {
+                            continue;
+                        }
+                        "ok"
+                    }
+                    StageState::Restorable => {
+                        restorable += 1;
+                        "restorable"
+                    }
+                    StageState::Stale => {
+                        stale += 1;
+                        "stale"
+                    }
+                };
+                let why: Vec<String> = s.reasons.iter().map(|r| r.to_string()).collect();
+                println!("{label:<10}  {:<width$}  {}", s.name, why.join("; "));
+            }
+            println!("{} stages: {ok} up to date, {restorable} restorable from the store, {stale} stale", st.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dag { format, sets } => {
+            let plan = project.plan(&sets)?;
+            print!("{}", dag(&plan, format));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { repair } => verify(&project, repair),
+        Command::Gc { dry_run, workspace } => gc(&project, dry_run, workspace),
+        Command::Hash { .. } | Command::Doctor => unreachable!("handled above"),
+    }
+}
+
+fn dag(plan: &Plan, format: DagFormat) -> String {
+    let mut out = String::new();
+    let id = |s: &str| s.replace(['.', '-'], "_");
+    match format {
+        DagFormat::Text => {
+            for s in &plan.stages {
+                let ins: Vec<String> =
+                    s.inputs.iter().map(|(n, (j, o))| format!("{n}={}.{o}", plan.stages[*j].name)).collect();
+                out.push_str(&format!("{} [{}] -> {}", s.name, s.kind, s.outputs.join(", ")));
+                if !ins.is_empty() {
+                    out.push_str(&format!("  <- {}", ins.join(", ")));
+                }
+                out.push('\n');
+            }
+        }
+        DagFormat::Mermaid => {
+            out.push_str("graph TD\n");
+            for s in &plan.stages {
+                out.push_str(&format!("  {}[\"{} ({})\"]\n", id(&s.name), s.name, s.kind));
+            }
+            for s in &plan.stages {
+                for &d in &s.deps {
+                    out.push_str(&format!("  {} --> {}\n", id(&plan.stages[d].name), id(&s.name)));
+                }
+            }
+        }
+        DagFormat::Dot => {
+            out.push_str("digraph pipeline {\n  rankdir=LR;\n");
+            for s in &plan.stages {
+                out.push_str(&format!("  \"{}\" [label=\"{}\\n({})\"];\n", s.name, s.name, s.kind));
+            }
+            for s in &plan.stages {
+                for &d in &s.deps {
+                    out.push_str(&format!("  \"{}\" -> \"{}\";\n", plan.stages[d].name, s.name));
+                }
+            }
+            out.push_str("}\n");
+        }
+    }
+    out
+}
+
+fn verify(project: &Project, repair: bool) -> Result<ExitCode, Failure> {
+    let store = &project.env.store;
+    let (ids, _) = store.objects()?;
+    let total: u64 = ids.iter().map(|(_, n)| n).sum();
+    let bar = ui::bytes_bar("verify");
+    bar.set_length(total);
+    let rep = store.verify(|n| bar.inc(n))?;
+    bar.finish_and_clear();
+    let lock = Lockfile::read(&project.lock_path())?;
+    for id in &rep.corrupt {
+        let users: Vec<String> = lock
+            .stages
+            .iter()
+            .flat_map(|(st, e)| e.outputs.iter().filter(|(_, o)| *o == id).map(move |(n, _)| format!("{st}.{n}")))
+            .collect();
+        let what = if users.is_empty() { String::new() } else { format!(" (output {})", users.join(", ")) };
+        let fate = if repair {
+            store.quarantine(id)?;
+            "; quarantined, the next run recomputes it"
+        } else {
+            "; `kimcnn verify --repair` quarantines it"
+        };
+        println!("corrupt: object {id}{what}{fate}");
+    }
+    for p in &rep.strays {
+        println!("stray file in objects/: {}", p.display());
+    }
+    println!("{} objects ({:.1} MB) checked: {} corrupt", rep.checked, rep.bytes as f64 / 1e6, rep.corrupt.len());
+    Ok(if rep.corrupt.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn gc(project: &Project, dry_run: bool, workspace: bool) -> Result<ExitCode, Failure> {
+    let lock = Lockfile::read(&project.lock_path())?;
+    let keep: BTreeSet<_> = lock.objects().cloned().collect();
+    let keys: BTreeSet<_> = lock.stages.values().map(|e| e.key.clone()).collect();
+    let rep = project.env.store.gc(&keep, workspace.then_some(&keys), dry_run)?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    if dry_run {
+        for (id, n) in &rep.removed {
+            println!("would remove object {id} ({n} bytes)");
+        }
+        for k in &rep.removed_runs {
+            println!("would remove run record {k}");
+        }
+    }
+    println!(
+        "{verb} {} objects ({:.1} MB), {} run records, {} scratch dirs; kept {} objects",
+        rep.removed.len(),
+        rep.removed_bytes() as f64 / 1e6,
+        rep.removed_runs.len(),
+        rep.removed_scratch,
+        rep.kept
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hash(files: &[PathBuf]) -> Result<ExitCode, Failure> {
+    for f in files {
+        let id = kimcnn_store::hash_file(f)?;
+        println!("{id}  {}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the torch worker's smoke test and passes its report through.
+fn doctor() -> Result<ExitCode, Failure> {
+    let exe = std::env::current_exe().map_err(|e| Failure(format!("cannot find kimcnn's own path: {e}"), 1))?;
+    let worker = exe.with_file_name("kimcnn-torch");
+    let status = std::process::Command::new(&worker)
+        .arg("smoke")
+        .status()
+        .map_err(|e| Failure(format!("{}: cannot start the torch worker: {e} (build it with `make build`)", worker.display()), 1))?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,114 @@
+//! Terminal output: progress bars (indicatif) when stdout is a terminal,
+//! nothing but result lines otherwise.
+
+use std::io::IsTerminal;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kimcnn_pipeline::{Event, Outcome};
+
+fn multi() -> &'static MultiProgress {
+    static M: OnceLock<MultiProgress> = OnceLock::new();
+    M.get_or_init(|| {
+        let target = if std::io::stdout().is_terminal() && std::env::var_os("KIMCNN_NO_PROGRESS").is_none() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        MultiProgress::with_draw_target(target)
+    })
+}
+
+/// A line of output that does not tear the progress bars.
+pub fn line(s: &str) {
+    if multi().is_hidden() {
+        println!("{s}");
+    } else {
+        let _ = multi().println(s);
+    }
+}
+
+/// A byte-counting bar for a download or copy.
+pub fn bytes_bar(label: &str) -> ProgressBar {
+    let pb = multi().add(ProgressBar::new(0));
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>24} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            .expect("valid template"),
+    );
+    pb.set_prefix(label.to_string());
+    pb
+}
+
+pub fn bytes_progress(pb: &ProgressBar, done: u64, total: Option<u64>) {
+    if let Some(t) = total {
+        pb.set_length(t);
+    }
+    pb.set_position(done);
+}
+
+/// A bar over `total` items (stages, objects).
+pub fn count_bar(total: u64, what: &str) -> ProgressBar {
+    let pb = multi().add(ProgressBar::new(total));
+    pb.set_style(
+        ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {what} {{elapsed}} {{wide_msg}}")).expect("valid template"),
+    );
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+/// Turns runner events into a stage bar and one line per computed stage.
+pub struct RunDisplay {
+    bar: Mutex<Option<ProgressBar>>,
+    running: Mutex<Vec<String>>,
+    pub verbose: bool,
+}
+
+impl RunDisplay {
+    pub fn new(verbose: bool) -> RunDisplay {
+        RunDisplay { bar: Mutex::new(None), running: Mutex::new(Vec::new()), verbose }
+    }
+
+    pub fn event(&self, e: Event) {
+        let mut bar = self.bar.lock().expect("ui lock");
+        match e {
+            Event::Planned { total } => {
+                if bar.is_none() {
+                    *bar = Some(count_bar(total as u64, "stages"));
+                }
+            }
+            Event::Started { stage, .. } => {
+                let mut r = self.running.lock().expect("ui lock");
+                r.push(stage.to_string());
+                if let Some(b) = bar.as_ref() {
+                    b.set_message(r.join(", "));
+                }
+            }
+            Event::Finished { stage, outcome } => {
+                let mut r = self.running.lock().expect("ui lock");
+                r.retain(|s| s != stage);
+                if let Some(b) = bar.as_ref() {
+                    b.inc(1);
+                    b.set_message(r.join(", "));
+                }
+                let text = match outcome {
+                    Outcome::Ran { seconds } => Some(format!("ran        {stage}  ({seconds:.2} s)")),
+                    Outcome::CachedByOther => Some(format!("cached     {stage}  (computed by another kimcnn meanwhile)")),
+                    Outcome::WouldRun => Some(format!("would run  {stage}")),
+                    Outcome::Failed(m) => Some(format!("failed     {stage}: {m}")),
+                    Outcome::Cached if self.verbose => Some(format!("cached     {stage}")),
+                    _ => None,
+                };
+                if let Some(t) = text {
+                    line(&t);
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = self.bar.lock().expect("ui lock").take() {
+            b.finish_and_clear();
+        }
+    }
+}
