@@ -1,0 +1,142 @@
+//! Helpers shared by the end-to-end tests: a throwaway project directory and
+//! a way to run the real `kimcnn` binary in it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn ok(self) -> Ran {
+        assert_eq!(self.code, 0, "kimcnn failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+    /// Stage names from `ran <stage>` lines.
+    pub fn ran(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("ran "))
+            .map(|l| l.trim().split_whitespace().next().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kimcnn"))
+}
+
+/// The shared data mirror beside the checkout (../shared).
+pub fn mirror() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared")
+}
+
+impl Project {
+    pub fn new(pipeline: &str) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("pipeline.yaml"), pipeline).expect("write pipeline");
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path().join(name), text).expect("write");
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).unwrap_or_default()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args).current_dir(self.path()).env_remove("KIMCNN_STORE").env_remove("KIMCNN_PIPELINE").env("KIMCNN_MIRROR", mirror());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.run_cmd(self.cmd(args))
+    }
+
+    pub fn run_cmd(&self, mut c: Command) -> Ran {
+        let Output { status, stdout, stderr } = c.output().expect("kimcnn starts");
+        Ran {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Every file under artifacts/ and the lock, with contents' hashes: to
+    /// prove a failed command left the store untouched.
+    pub fn snapshot(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let root = self.path();
+        fn walk(root: &Path, p: &Path, out: &mut Vec<(String, String)>) {
+            let Ok(rd) = std::fs::read_dir(p) else { return };
+            for e in rd.flatten() {
+                let p = e.path();
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if meta.is_dir() {
+                    walk(root, &p, out);
+                } else if meta.file_type().is_symlink() {
+                    out.push((rel, std::fs::read_link(&p).unwrap().display().to_string()));
+                } else {
+                    out.push((rel, blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string()));
+                }
+            }
+        }
+        walk(root, &root.join("artifacts"), &mut out);
+        out.push(("pipeline.lock".into(), self.read("pipeline.lock")));
+        out.sort();
+        out
+    }
+
+    /// Object files in the store.
+    pub fn objects(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(self.path().join("artifacts/objects")) else { return out };
+        for d in rd.flatten() {
+            for f in std::fs::read_dir(d.path()).unwrap().flatten() {
+                out.push(f.path());
+            }
+        }
+        out
+    }
+}
+
+/// A chain of three exec stages; `one` depends on param `greeting`.
+pub const CHAIN: &str = r#"
+params:
+  greeting: hello
+stages:
+  one:
+    uses: exec
+    outputs: [out]
+    with: { cmd: 'printf "%s" "${greeting}" > "$OUT_out"' }
+  two:
+    uses: exec
+    inputs: { in: one.out }
+    outputs: [out]
+    with: { cmd: 'tr a-z A-Z < "$IN_in" > "$OUT_out"' }
+  three:
+    uses: exec
+    inputs: { in: two.out }
+    outputs: [out, len]
+    with: { cmd: 'cat "$IN_in" > "$OUT_out"; wc -c < "$IN_in" | tr -d " " > "$OUT_len"' }
+  side:
+    uses: exec
+    outputs: [out]
+    with: { cmd: 'echo side > "$OUT_out"' }
+"#;
