@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, each against its baseline measured in the
+# same run on the same machine. Results: bench/out/*.json and *.md (pasted
+# into BENCHMARKS.md). Baseline tools go to a per-user cache, not the repo.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/kimcnn
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/kimcnn
+OUT=$ROOT/bench/out
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kimcnn-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+if [ ! -x "$CACHE/bench-venv/bin/dvc" ]; then
+  echo "installing DVC (baseline) into $CACHE/bench-venv"
+  python3 -m venv "$CACHE/bench-venv"
+  "$CACHE/bench-venv/bin/pip" install --quiet --disable-pip-version-check dvc
+fi
+if [ ! -x "$CACHE/bench-tools/bin/b3sum" ]; then
+  echo "installing b3sum (baseline) into $CACHE/bench-tools"
+  cargo install --quiet b3sum --root "$CACHE/bench-tools"
+fi
+
+python3 "$ROOT/bench/backbone.py" \
+  --kimcnn "$BIN" \
+  --dvc "$CACHE/bench-venv/bin/dvc" \
+  --b3sum "$CACHE/bench-tools/bin/b3sum" \
+  --project "$ROOT" \
+  --work "$WORK" \
+  --out "$OUT/backbone"
