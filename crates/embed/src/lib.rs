@@ -1,0 +1,236 @@
+//! The `embed` stage: the embedding matrix of a vocabulary, from pretrained
+//! word vectors.
+//!
+//! Reads GloVe text (no header), word2vec text and fastText `.vec` (a
+//! `count dim` header), and word2vec binary (GoogleNews format), each plain
+//! or gzip; the format is detected or declared. The file is streamed: memory
+//! is bounded by the vocabulary, not the file. Words not in the vectors get
+//! a seeded random vector: uniform U[-a, a] with `a` matched to the variance
+//! of all pretrained entries (Kim's recipe; a = 0.25 for word2vec 300-d), a
+//! fixed `a`, normal with matched variance, or zeros. Row 0 (`<pad>`) is zero.
+//!
+//! Output: `embeddings.safetensors` with `embeddings` [V, D] f32 and `found`
+//! [V] u8 (1 where the row came from the pretrained vectors), and the
+//! coverage numbers.
+
+mod read;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use kimcnn_vocab::Vocab;
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+use serde::Serialize;
+
+pub use read::VectorFormat;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A problem at a place in the vectors file.
+    #[error("{file}: {message}")]
+    Vectors { file: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
+
+/// How words missing from the pretrained vectors are initialised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UnkInit {
+    /// U[-a, a]; `None`: a = sqrt(3 var) of the pretrained entries.
+    Uniform(Option<f64>),
+    /// N(0, s); `None`: s = the pretrained entries' standard deviation.
+    Normal(Option<f64>),
+    Zeros,
+}
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub format: VectorFormat,
+    pub unk_init: UnkInit,
+    pub seed: u64,
+    /// If a (cased) word is not in the vectors, use its lower-cased form's
+    /// vector (GloVe 6B is lower-cased; TREC is not).
+    pub lower_lookup: bool,
+    /// Expected dimension, if declared; checked against the file.
+    pub dim: Option<usize>,
+}
+
+/// The matrix and which rows came from the pretrained vectors.
+#[derive(Debug, Clone)]
+pub struct Embeddings {
+    pub matrix: Array2<f32>,
+    pub found: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Coverage {
+    pub format: String,
+    pub dim: usize,
+    pub pretrained_words: u64,
+    pub vocab_words: usize,
+    pub words_found: usize,
+    pub words_found_lowercased: usize,
+    pub word_coverage: f64,
+    pub tokens_total: u64,
+    pub tokens_found: u64,
+    pub token_coverage: f64,
+    pub pretrained_entry_mean: f64,
+    pub pretrained_entry_var: f64,
+    pub unk_init: String,
+    /// The uniform bound (or normal std) used for unknown words.
+    pub unk_scale: f64,
+}
+
+/// Streams `vectors` and builds the vocabulary's matrix. `label` names the
+/// file in errors.
+pub fn extract(vocab: &Vocab, vectors: &Path, label: &str, p: &Params) -> Result<(Embeddings, Coverage)> {
+    // Lookup keys: exact words first, lower-cased forms as a fallback.
+    let mut exact: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+    let mut lowered: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
+    for (id, w) in vocab.tokens.iter().enumerate().skip(2) {
+        exact.entry(w.as_bytes().to_vec()).or_default().push(id as u32);
+        if p.lower_lookup {
+            let l = w.to_lowercase();
+            if l != *w {
+                lowered.entry(l.into_bytes()).or_default().push(id as u32);
+            }
+        }
+    }
+    let v = vocab.len();
+    let mut rows: Option<Array2<f32>> = None;
+    let mut found = vec![0u8; v];
+    let mut sum = 0f64;
+    let mut sumsq = 0f64;
+    let mut entries = 0u64;
+    let mut n_lower = 0;
+    let stats = read::stream(vectors, label, p.format, p.dim, |word, vec| {
+        let m = rows.get_or_insert_with(|| Array2::zeros((v, vec.len())));
+        let (s, q) = read::sums(vec);
+        sum += s;
+        sumsq += q;
+        entries += vec.len() as u64;
+        if let Some(ids) = exact.get(word) {
+            for &id in ids {
+                m.row_mut(id as usize).assign(&ndarray::ArrayView1::from(vec));
+                found[id as usize] = 2;
+            }
+        }
+        if let Some(ids) = lowered.get(word) {
+            for &id in ids {
+                if found[id as usize] != 2 {
+                    m.row_mut(id as usize).assign(&ndarray::ArrayView1::from(vec));
+                    found[id as usize] = 1;
+                }
+            }
+        }
+    })?;
+    let dim = stats.dim;
+    let mut matrix = rows.unwrap_or_else(|| Array2::zeros((v, dim)));
+    let mean = if entries > 0 { sum / entries as f64 } else { 0.0 };
+    let var = if entries > 0 { (sumsq / entries as f64 - mean * mean).max(0.0) } else { 0.0 };
+    let (init_name, scale) = match p.unk_init {
+        UnkInit::Uniform(a) => ("uniform", a.unwrap_or((3.0 * var).sqrt())),
+        UnkInit::Normal(s) => ("normal", s.unwrap_or(var.sqrt())),
+        UnkInit::Zeros => ("zeros", 0.0),
+    };
+    if !(scale.is_finite() && scale >= 0.0) {
+        return Err(EmbedError::Invalid(format!("unknown-word scale {scale} is not a finite, non-negative number")));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+    // Drawn in id order, for unknown words only: depends on (vocab, vectors, seed).
+    for id in 1..v {
+        if found[id] != 0 {
+            continue;
+        }
+        let mut row = matrix.row_mut(id);
+        match p.unk_init {
+            UnkInit::Zeros => row.fill(0.0),
+            UnkInit::Uniform(_) if scale > 0.0 => {
+                let u = Uniform::new_inclusive(-scale, scale).map_err(|e| EmbedError::Invalid(e.to_string()))?;
+                row.iter_mut().for_each(|x| *x = u.sample(&mut rng) as f32);
+            }
+            UnkInit::Normal(_) if scale > 0.0 => {
+                let n = Normal::new(0.0, scale).map_err(|e| EmbedError::Invalid(e.to_string()))?;
+                row.iter_mut().for_each(|x| *x = n.sample(&mut rng) as f32);
+            }
+            _ => row.fill(0.0),
+        }
+    }
+    matrix.row_mut(0).fill(0.0);
+    n_lower += found.iter().filter(|&&f| f == 1).count();
+    let words_found = found.iter().filter(|&&f| f != 0).count();
+    let tokens_total: u64 = vocab.counts.iter().skip(1).sum();
+    let tokens_found: u64 = vocab.counts.iter().zip(&found).filter(|(_, &f)| f != 0).map(|(c, _)| c).sum();
+    let vocab_words = v.saturating_sub(2);
+    let cov = Coverage {
+        format: stats.format.name().to_string(),
+        dim,
+        pretrained_words: stats.words,
+        vocab_words,
+        words_found,
+        words_found_lowercased: n_lower,
+        word_coverage: if vocab_words > 0 { words_found as f64 / vocab_words as f64 } else { 0.0 },
+        tokens_total,
+        tokens_found,
+        token_coverage: if tokens_total > 0 { tokens_found as f64 / tokens_total as f64 } else { 0.0 },
+        pretrained_entry_mean: mean,
+        pretrained_entry_var: var,
+        unk_init: init_name.to_string(),
+        unk_scale: scale,
+    };
+    let found = found.into_iter().map(|f| u8::from(f != 0)).collect();
+    Ok((Embeddings { matrix, found }, cov))
+}
+
+impl Embeddings {
+    /// Writes `embeddings` and `found` as safetensors. `meta` goes into the
+    /// header as one JSON string under `kimcnn` (one key, so the bytes do not
+    /// depend on hash-map order).
+    pub fn write(&self, path: &Path, meta: &serde_json::Value) -> Result<()> {
+        use safetensors::tensor::{Dtype, TensorView};
+        let (v, d) = self.matrix.dim();
+        let data: Vec<u8> = self.matrix.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let err = |e: safetensors::SafeTensorError| EmbedError::Invalid(format!("{}: {e}", path.display()));
+        let emb = TensorView::new(Dtype::F32, vec![v, d], &data).map_err(err)?;
+        let found = TensorView::new(Dtype::U8, vec![v], &self.found).map_err(err)?;
+        let meta = HashMap::from([("kimcnn".to_string(), meta.to_string())]);
+        let bytes = safetensors::tensor::serialize([("embeddings", emb), ("found", found)], Some(meta)).map_err(err)?;
+        std::fs::write(path, bytes).map_err(|source| EmbedError::Io { path: path.into(), source })
+    }
+
+    pub fn read(path: &Path) -> Result<(Embeddings, serde_json::Value)> {
+        let bytes = std::fs::read(path).map_err(|source| EmbedError::Io { path: path.into(), source })?;
+        let bad = |m: String| EmbedError::Invalid(format!("{}: not an embeddings file: {m}", path.display()));
+        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+        let meta = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("kimcnn"))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let e = st.tensor("embeddings").map_err(|e| bad(e.to_string()))?;
+        let f = st.tensor("found").map_err(|e| bad(e.to_string()))?;
+        let shape = e.shape().to_vec();
+        if shape.len() != 2 || f.shape() != [shape[0]] {
+            return Err(bad(format!("shapes {:?} and {:?}", shape, f.shape())));
+        }
+        let vals: Vec<f32> = e.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let matrix = Array2::from_shape_vec((shape[0], shape[1]), vals).map_err(|e| bad(e.to_string()))?;
+        Ok((Embeddings { matrix, found: f.data().to_vec() }, meta))
+    }
+}
+
+#[cfg(test)]
+mod tests;
