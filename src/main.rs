@@ -5,6 +5,7 @@
 //! `kimcnn-torch` worker beside it.
 
 mod kinds;
+mod show;
 mod ui;
 
 use std::collections::BTreeSet;
@@ -75,6 +76,14 @@ enum Command {
         all: bool,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+    },
+    /// Show a stage's outputs: summaries (JSON), tables (rows, columns, first rows), tensors.
+    Show {
+        /// A stage name (see `kimcnn dag`).
+        stage: String,
+        /// Table rows to print.
+        #[arg(long, default_value_t = 3)]
+        rows: usize,
     },
     /// Print the stage graph.
     Dag {
@@ -236,6 +245,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             print!("{}", dag(&plan, format));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Show { stage, rows } => show(&project, &stage, rows),
         Command::Verify { repair } => verify(&project, repair),
         Command::Gc { dry_run, workspace } => gc(&project, dry_run, workspace),
         Command::Hash { .. } | Command::Doctor => unreachable!("handled above"),
@@ -282,6 +292,28 @@ fn dag(plan: &Plan, format: DagFormat) -> String {
         }
     }
     out
+}
+
+fn show(project: &Project, stage: &str, rows: usize) -> Result<ExitCode, Failure> {
+    let lock = Lockfile::read(&project.lock_path())?;
+    let entry = lock.stages.get(stage).ok_or_else(|| {
+        Failure(format!("stage `{stage}` has no outputs in pipeline.lock yet (run it: `kimcnn run {stage}`)"), 2)
+    })?;
+    println!("{stage} [{}]  key {}", entry.kind, entry.key.short());
+    for (name, id) in &entry.outputs {
+        let path = project.env.store.object_path(id);
+        if !path.is_file() {
+            println!("\n{name}: object {} is not in the store (gc'd or not pulled)", id.short());
+            continue;
+        }
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        println!("\n{name}: artifacts/out/{stage}/{name}  ({size} bytes, blake3 {})", id.short());
+        match show::describe(&path, rows) {
+            Ok(text) => println!("{text}"),
+            Err(e) => println!("(cannot read: {e})"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(project: &Project, repair: bool) -> Result<ExitCode, Failure> {

@@ -57,9 +57,9 @@ impl Plan {
         let mut pending: Vec<Pending> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (group, rs) in &raw.stages {
-            if !valid_name(group) || group.contains('.') {
+            if !valid_name(group) {
                 return Err(invalid(format!(
-                    "stage `{group}`: a stage name may hold only letters, digits, `_` and `-` (no path characters or dots)"
+                    "stage `{group}`: a stage name may hold only letters, digits, `_`, `-` and `.` (no path characters)"
                 )));
             }
             let kind = registry.get(&rs.uses).ok_or_else(|| {
@@ -278,11 +278,13 @@ fn apply_override(raw: &mut RawPipeline, arg: &str) -> Result<()> {
     if segs.iter().any(|s| s.is_empty()) {
         return Err(err("empty key segment"));
     }
-    let (map, rest) = if let Some(stage) = raw.stages.get_mut(segs[0]) {
-        if segs.len() < 2 {
-            return Err(err("name a param of the stage, e.g. train.epochs=10"));
-        }
-        (&mut stage.with, &segs[1..])
+    // The longest prefix that names a stage (names may hold dots: `embed.mr`).
+    let stage_len = (1..segs.len()).rev().find(|&k| raw.stages.contains_key(&segs[..k].join(".")));
+    let (map, rest) = if let Some(k) = stage_len {
+        let stage = raw.stages.get_mut(&segs[..k].join(".")).expect("found above");
+        (&mut stage.with, &segs[k..])
+    } else if raw.stages.contains_key(path) {
+        return Err(err("name a param of the stage, e.g. train.epochs=10"));
     } else if raw.params.contains_key(segs[0]) {
         (&mut raw.params, &segs[..])
     } else {

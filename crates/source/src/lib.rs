@@ -6,6 +6,11 @@
 //! internet use the offline copy; otherwise it is downloaded, with progress
 //! reported through a callback. An optional declared `sha256` or `blake3`
 //! checksum is checked before the file is accepted.
+//!
+//! Archives: `member` names one file inside a downloaded `.zip` (GloVe ships
+//! as `glove.6B.zip`); `mirror` names the file to look for in the mirrors
+//! when it differs from the URL's (the mirror may hold that member alone,
+//! gzipped: `glove.6B.50d.txt.gz`). A mirror copy is used as it is.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -29,6 +34,10 @@ pub struct SourceSpec {
     pub sha256: Option<String>,
     /// Expected BLAKE3 (hex), if declared.
     pub blake3: Option<String>,
+    /// A file inside the downloaded zip archive to keep (instead of the archive).
+    pub member: Option<String>,
+    /// The name to look for in the mirrors (default: the URL's file name).
+    pub mirror_name: Option<String>,
 }
 
 /// Where the bytes came from and how many there were.
@@ -112,7 +121,7 @@ impl SourceSpec {
 /// Copies or downloads the source's bytes to `dest`, checking any declared
 /// checksum. `progress(done, total)` is called as bytes arrive.
 pub fn fetch(spec: &SourceSpec, project_dir: &Path, mirrors: &[PathBuf], dest: &Path, progress: &dyn Fn(u64, Option<u64>)) -> Result<Fetched> {
-    let (from, mut reader, total): (String, Box<dyn Read>, Option<u64>) = match &spec.location {
+    let (from, mut reader, total, downloaded): (String, Box<dyn Read>, Option<u64>, bool) = match &spec.location {
         Location::Path(p) => {
             let p = project_dir.join(p);
             let f = File::open(&p).map_err(|e| match e.kind() {
@@ -120,14 +129,17 @@ pub fn fetch(spec: &SourceSpec, project_dir: &Path, mirrors: &[PathBuf], dest: &
                 _ => SourceError::Io { path: p.clone(), source: e },
             })?;
             let len = f.metadata().ok().map(|m| m.len());
-            (p.display().to_string(), Box::new(f), len)
+            (p.display().to_string(), Box::new(f), len, false)
         }
         Location::Url(url) => {
-            let name = url_file_name(url).ok_or_else(|| SourceError::Spec(format!("{url}: the URL names no file")))?;
+            let name = match &spec.mirror_name {
+                Some(m) => m.as_str(),
+                None => url_file_name(url).ok_or_else(|| SourceError::Spec(format!("{url}: the URL names no file")))?,
+            };
             if let Some(p) = find_in_mirrors(name, mirrors) {
                 let f = File::open(&p).map_err(|e| SourceError::Io { path: p.clone(), source: e })?;
                 let len = f.metadata().ok().map(|m| m.len());
-                (p.display().to_string(), Box::new(f), len)
+                (p.display().to_string(), Box::new(f), len, false)
             } else {
                 let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(15)).timeout_read(Duration::from_secs(60)).build();
                 let resp = agent.get(url).call().map_err(|e| SourceError::Download {
@@ -141,11 +153,14 @@ pub fn fetch(spec: &SourceSpec, project_dir: &Path, mirrors: &[PathBuf], dest: &
                     },
                 })?;
                 let len = resp.header("Content-Length").and_then(|v| v.parse().ok());
-                (url.clone(), Box::new(resp.into_reader()), len)
+                (url.clone(), Box::new(resp.into_reader()), len, true)
             }
         }
     };
-    let mut out = File::create(dest).map_err(|e| SourceError::Io { path: dest.into(), source: e })?;
+    let from_archive = downloaded && spec.member.is_some();
+    let archive = dest.with_extension("archive");
+    let write_to: &Path = if from_archive { &archive } else { dest };
+    let mut out = File::create(write_to).map_err(|e| SourceError::Io { path: write_to.into(), source: e })?;
     let mut sha = spec.sha256.as_ref().map(|_| sha2::Sha256::new());
     let mut b3 = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -155,7 +170,7 @@ pub fn fetch(spec: &SourceSpec, project_dir: &Path, mirrors: &[PathBuf], dest: &
         if n == 0 {
             break;
         }
-        out.write_all(&buf[..n]).map_err(|e| SourceError::Io { path: dest.into(), source: e })?;
+        out.write_all(&buf[..n]).map_err(|e| SourceError::Io { path: write_to.into(), source: e })?;
         if let Some(h) = sha.as_mut() {
             h.update(&buf[..n]);
         }
@@ -163,7 +178,8 @@ pub fn fetch(spec: &SourceSpec, project_dir: &Path, mirrors: &[PathBuf], dest: &
         done += n as u64;
         progress(done, total);
     }
-    out.flush().map_err(|e| SourceError::Io { path: dest.into(), source: e })?;
+    out.flush().map_err(|e| SourceError::Io { path: write_to.into(), source: e })?;
+    drop(out);
     if let Some(total) = total.filter(|&t| t != done) {
         return Err(SourceError::Spec(format!("{from}: truncated: got {done} of {total} bytes")));
     }
@@ -182,7 +198,22 @@ pub fn fetch(spec: &SourceSpec, project_dir: &Path, mirrors: &[PathBuf], dest: &
             return Err(SourceError::Checksum { from, algo: "blake3", expected: expected.clone(), actual });
         }
     }
+    if from_archive {
+        let member = spec.member.as_deref().unwrap_or_default();
+        let bytes = extract_member(&archive, member, dest).map_err(|m| SourceError::Spec(format!("{from}: {m}")))?;
+        let _ = std::fs::remove_file(&archive);
+        return Ok(Fetched { from: format!("{from}#{member}"), bytes });
+    }
     Ok(Fetched { from, bytes: done })
+}
+
+/// Copies one member of a zip archive to `dest`.
+fn extract_member(archive: &Path, member: &str, dest: &Path) -> std::result::Result<u64, String> {
+    let f = File::open(archive).map_err(|e| e.to_string())?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| format!("not a zip archive: {e}"))?;
+    let mut m = z.by_name(member).map_err(|_| format!("no member `{member}` in the archive"))?;
+    let mut out = File::create(dest).map_err(|e| e.to_string())?;
+    std::io::copy(&mut m, &mut out).map_err(|e| format!("cannot extract `{member}`: {e}"))
 }
 
 #[cfg(test)]
@@ -191,7 +222,7 @@ mod tests {
     use std::net::TcpListener;
 
     fn spec(location: Location) -> SourceSpec {
-        SourceSpec { location, sha256: None, blake3: None }
+        SourceSpec { location, sha256: None, blake3: None, member: None, mirror_name: None }
     }
 
     /// A one-request HTTP server on loopback.
@@ -274,6 +305,37 @@ mod tests {
         let url = format!("http://127.0.0.1:{port}/file.txt");
         let e = fetch(&spec(Location::Url(url.clone())), d.path(), &[], &dest, &|_, _| {}).unwrap_err().to_string();
         assert!(e.starts_with(&format!("cannot download {url}")), "{e}");
+    }
+
+    #[test]
+    fn zip_member_from_a_download_or_the_mirror_copy() {
+        let mut zbuf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut zbuf);
+            let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+            z.start_file("glove.6B.50d.txt", opts).unwrap();
+            z.write_all(b"the 0.1 0.2\n").unwrap();
+            z.start_file("glove.6B.100d.txt", opts).unwrap();
+            z.write_all(b"other\n").unwrap();
+            z.finish().unwrap();
+        }
+        let body: &'static [u8] = Box::leak(zbuf.into_inner().into_boxed_slice());
+        let url = serve_once("200 OK", body).replace("file.txt", "glove.6B.zip");
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("out");
+        let mut s = spec(Location::Url(url.clone()));
+        s.member = Some("glove.6B.50d.txt".into());
+        s.mirror_name = Some("glove.6B.50d.txt.gz".into());
+        let got = fetch(&s, d.path(), &[], &dest, &|_, _| {}).unwrap();
+        assert_eq!(got.from, format!("{url}#glove.6B.50d.txt"));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"the 0.1 0.2\n");
+        // With a mirror holding the member (gzipped), the mirror copy is used as is.
+        let m = d.path().join("mirror");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("glove.6B.50d.txt.gz"), b"\x1f\x8bgz").unwrap();
+        let got = fetch(&s, d.path(), &[m], &dest, &|_, _| {}).unwrap();
+        assert!(got.from.ends_with("glove.6B.50d.txt.gz"));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"\x1f\x8bgz");
     }
 
     #[test]

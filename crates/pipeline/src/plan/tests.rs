@@ -59,6 +59,12 @@ fn overrides_set_stage_and_global_params() {
     assert!(e.contains("--set nope.x=1") && e.contains("no stage or param"), "{e}");
     let e = Plan::parse(text, Path::new("p.yaml"), &["train".into()], &reg()).unwrap_err().to_string();
     assert!(e.contains("KEY=VALUE"), "{e}");
+    let e = Plan::parse(text, Path::new("p.yaml"), &["train=1".into()], &reg()).unwrap_err().to_string();
+    assert!(e.contains("name a param of the stage"), "{e}");
+    let dotted = "stages:\n  embed.mr: {uses: any, with: {seed: 1}}\n  embed: {uses: any, with: {seed: 1}}\n";
+    let p = Plan::parse(dotted, Path::new("p.yaml"), &["embed.mr.seed=5".into()], &reg()).unwrap();
+    assert_eq!(p.stages[p.get("embed.mr").unwrap()].params["seed"], 5);
+    assert_eq!(p.stages[p.get("embed").unwrap()].params["seed"], 1);
 }
 
 #[test]

@@ -1,5 +1,12 @@
 //! The stage kinds `kimcnn` registers with the runner: thin adapters from a
-//! stage crate's plain function to [`kimcnn_pipeline::StageKind`].
+//! stage crate's plain function to [`kimcnn_pipeline::StageKind`]. Each
+//! checks its params when the plan is built (so a typo fails before anything
+//! runs) and again when it runs.
+
+mod data;
+mod params;
+
+pub use params::Params;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -15,26 +22,26 @@ pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.insert("source".into(), Arc::new(Source) as Arc<dyn StageKind>);
     r.insert("exec".into(), Arc::new(Exec) as Arc<dyn StageKind>);
+    r.insert("tokenize".into(), Arc::new(data::Tokenize) as Arc<dyn StageKind>);
+    r.insert("vocab".into(), Arc::new(data::VocabKind) as Arc<dyn StageKind>);
+    r.insert("embed".into(), Arc::new(data::Embed) as Arc<dyn StageKind>);
     r
 }
 
-/// Refuses params a kind does not know, naming the ones it does.
-fn check_keys(params: &Value, allowed: &[&str]) -> Result<(), String> {
-    let Some(map) = params.as_object() else { return Ok(()) };
-    for k in map.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(format!("unknown param `{k}` (this kind takes: {})", allowed.join(", ")));
-        }
-    }
+/// Writes a stage's JSON summary (pretty, with a final newline).
+pub fn write_json(path: &std::path::Path, v: &impl serde::Serialize) -> Result<(), StageError> {
+    let mut bytes = serde_json::to_vec_pretty(v)?;
+    bytes.push(b'\n');
+    std::fs::write(path, bytes)?;
     Ok(())
 }
 
-fn opt_str(params: &Value, key: &str) -> Result<Option<String>, String> {
-    match params.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("param `{key}` must be a string, found {other}")),
+/// Refuses `outputs:` on kinds whose outputs are fixed.
+fn fixed_outputs(kind: &str, names: &[&str], declared: &[String]) -> Result<Vec<String>, String> {
+    if !declared.is_empty() {
+        return Err(format!("a `{kind}` stage's outputs are fixed ({}); remove `outputs:`", names.join(", ")));
     }
+    Ok(names.iter().map(|s| s.to_string()).collect())
 }
 
 /// `source`: one data file from a path, a mirror or a URL.
@@ -42,14 +49,20 @@ struct Source;
 
 impl Source {
     fn spec(params: &Value) -> Result<SourceSpec, String> {
-        check_keys(params, &["url", "path", "sha256", "blake3"])?;
-        let location = match (opt_str(params, "url")?, opt_str(params, "path")?) {
+        let p = Params::new(params, &["url", "path", "sha256", "blake3", "member", "mirror"])?;
+        let location = match (p.opt_str("url")?, p.opt_str("path")?) {
             (Some(u), None) if u.starts_with("http://") || u.starts_with("https://") => Location::Url(u),
             (Some(u), None) => return Err(format!("param `url` must be an http(s) URL, found `{u}` (use `path:` for a local file)")),
             (None, Some(p)) => Location::Path(p.into()),
             _ => return Err("give exactly one of `url` or `path`".into()),
         };
-        Ok(SourceSpec { location, sha256: opt_str(params, "sha256")?, blake3: opt_str(params, "blake3")? })
+        Ok(SourceSpec {
+            location,
+            sha256: p.opt_str("sha256")?,
+            blake3: p.opt_str("blake3")?,
+            member: p.opt_str("member")?,
+            mirror_name: p.opt_str("mirror")?,
+        })
     }
 }
 
@@ -60,10 +73,7 @@ impl StageKind for Source {
 
     fn outputs(&self, params: &Value, declared: &[String]) -> Result<Vec<String>, String> {
         Source::spec(params)?;
-        if !declared.is_empty() {
-            return Err("a `source` stage has one output, `data`; remove `outputs:`".into());
-        }
-        Ok(vec!["data".into()])
+        fixed_outputs("source", &["data"], declared)
     }
 
     fn check_inputs(&self, _: &Value, inputs: &[&str]) -> Result<(), String> {
@@ -104,8 +114,7 @@ impl StageKind for Exec {
     }
 
     fn outputs(&self, params: &Value, declared: &[String]) -> Result<Vec<String>, String> {
-        check_keys(params, &["cmd", "env"])?;
-        if opt_str(params, "cmd")?.is_none() {
+        if Params::new(params, &["cmd", "env"])?.opt_str("cmd")?.is_none() {
             return Err("an `exec` stage needs `cmd:`".into());
         }
         if declared.is_empty() {
@@ -115,7 +124,7 @@ impl StageKind for Exec {
     }
 
     fn run(&self, job: &Job) -> Result<(), StageError> {
-        let cmd = opt_str(job.params, "cmd")?.unwrap_or_default();
+        let cmd = Params::new(job.params, &["cmd", "env"])?.opt_str("cmd")?.unwrap_or_default();
         let mut env: Vec<(String, OsString)> = Vec::new();
         for (name, p) in &job.inputs {
             env.push((format!("IN_{name}"), p.clone().into()));
