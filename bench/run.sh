@@ -28,3 +28,15 @@ python3 "$ROOT/bench/backbone.py" \
   --project "$ROOT" \
   --work "$WORK" \
   --out "$OUT/backbone"
+
+# Embed stage on a synthetic GoogleNews-sized word2vec binary (3.6 GB), against gensim.
+if [ ! -x "$CACHE/gensim-venv/bin/python" ] || ! "$CACHE/gensim-venv/bin/python" -c "import gensim" 2>/dev/null; then
+  echo "installing gensim (baseline) into $CACHE/gensim-venv"
+  python3 -m venv "$CACHE/gensim-venv"
+  "$CACHE/gensim-venv/bin/pip" install --quiet --disable-pip-version-check gensim
+fi
+python3 "$ROOT/bench/embed.py" \
+  --kimcnn "$BIN" \
+  --gensim-python "$CACHE/gensim-venv/bin/python" \
+  --work "$WORK" \
+  --out "$OUT/embed"

@@ -200,13 +200,18 @@ impl Embeddings {
     pub fn write(&self, path: &Path, meta: &serde_json::Value) -> Result<()> {
         use safetensors::tensor::{Dtype, TensorView};
         let (v, d) = self.matrix.dim();
-        let data: Vec<u8> = self.matrix.iter().flat_map(|x| x.to_le_bytes()).collect();
+        // The matrix's own bytes, not a copy (safetensors is little-endian, as is every target we build for).
+        #[cfg(not(target_endian = "little"))]
+        compile_error!("safetensors output assumes a little-endian target");
+        let std_layout = self.matrix.as_standard_layout();
+        let floats = std_layout.as_slice().expect("standard layout is contiguous");
+        let data: &[u8] = bytemuck::cast_slice(floats);
         let err = |e: safetensors::SafeTensorError| EmbedError::Invalid(format!("{}: {e}", path.display()));
-        let emb = TensorView::new(Dtype::F32, vec![v, d], &data).map_err(err)?;
+        let emb = TensorView::new(Dtype::F32, vec![v, d], data).map_err(err)?;
         let found = TensorView::new(Dtype::U8, vec![v], &self.found).map_err(err)?;
         let meta = HashMap::from([("kimcnn".to_string(), meta.to_string())]);
-        let bytes = safetensors::tensor::serialize([("embeddings", emb), ("found", found)], Some(meta)).map_err(err)?;
-        std::fs::write(path, bytes).map_err(|source| EmbedError::Io { path: path.into(), source })
+        // Streams to the file: no second copy of the matrix in memory.
+        safetensors::tensor::serialize_to_file([("embeddings", emb), ("found", found)], Some(meta), path).map_err(err)
     }
 
     pub fn read(path: &Path) -> Result<(Embeddings, serde_json::Value)> {
