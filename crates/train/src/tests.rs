@@ -1,0 +1,150 @@
+//! Tiny deterministic problems: the network must learn them, reproduce
+//! itself bit for bit, and refuse what it cannot train on.
+use kimcnn_tokenize::TokensTable;
+use kimcnn_vocab::Vocab;
+use tch::{Device, Kind, Tensor};
+
+use super::*;
+
+/// libtorch's RNG is global to the process and the test harness runs tests
+/// on threads: one torch test at a time.
+static TORCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    TORCH.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sentences whose class is whether they hold `good` or `bad`, amid filler.
+fn table(n: usize) -> TokensTable {
+    let filler = ["the", "film", "was", "a", "plot", "of", "and", "it"];
+    let mut t = TokensTable::default();
+    for i in 0..n {
+        let pos = i % 2 == 0;
+        let mut toks: Vec<String> = (0..(3 + i % 7)).map(|j| filler[(i * 3 + j) % filler.len()].to_string()).collect();
+        toks.insert(i % toks.len(), if pos { "good" } else { "bad" }.to_string());
+        t.id.push(i as u32);
+        t.label.push(if pos { "pos" } else { "neg" }.to_string());
+        t.tokens.push(toks);
+        t.split.push(if i % 10 == 9 { "test" } else if i % 10 == 8 { "dev" } else { "train" }.to_string());
+        t.fold.push(-1);
+        t.origin.push(format!("x:{i}"));
+    }
+    t
+}
+
+fn vocab(t: &TokensTable) -> Vocab {
+    let p = kimcnn_vocab::Params { from: kimcnn_vocab::Source::All, exclude_fold: None, min_count: 1, max_size: None, order: kimcnn_vocab::Order::FirstSeen };
+    Vocab::build(t, &p).unwrap().0
+}
+
+fn init(v: &Vocab) -> Tensor {
+    tch::manual_seed(0);
+    Tensor::randn([v.len() as i64, 8], (Kind::Float, Device::Cpu)) * 0.5
+}
+
+fn cfg(variant: Variant) -> Config {
+    Config { variant, maps: 8, epochs: 6, batch: 10, seed: 1, ..Config::default() }
+}
+
+#[test]
+fn every_variant_learns_a_toy_problem_and_selects_on_dev() {
+    let _g = torch_lock();
+    tch::set_num_threads(1);
+    let t = table(400);
+    let v = vocab(&t);
+    let data = Dataset::new(&t, &v, &cfg(Variant::Rand)).unwrap();
+    assert_eq!((data.train.len(), data.dev.len(), data.test.len()), (320, 40, 40));
+    for variant in [Variant::Rand, Variant::Static, Variant::NonStatic, Variant::Multichannel] {
+        for pad in [Pad::Kim, Pad::Bucket] {
+            let mut c = cfg(variant);
+            c.pad = pad;
+            let mut seen = 0;
+            let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_| seen += 1).unwrap();
+            assert_eq!(seen, 6);
+            let best = out.history.iter().map(|e| e.dev_accuracy).fold(0.0, f64::max);
+            assert_eq!(out.best_dev_accuracy, best);
+            assert!(out.history[out.best_epoch - 1].dev_accuracy == best);
+            let (_, m) = evaluate(&out.model, &data, &data.test, &c, Device::Cpu);
+            assert!(m.accuracy >= 0.9, "{variant:?} {pad:?}: test accuracy {}", m.accuracy);
+            assert!(out.model.emb.get(0).abs().sum(Kind::Float).double_value(&[]) == 0.0, "pad row stays zero");
+        }
+    }
+}
+
+#[test]
+fn static_embeddings_do_not_move_and_max_norm_holds() {
+    let _g = torch_lock();
+    tch::set_num_threads(1);
+    let t = table(200);
+    let v = vocab(&t);
+    let data = Dataset::new(&t, &v, &cfg(Variant::Static)).unwrap();
+    let i = init(&v);
+    let _ = i.get(0).fill_(0.0); // the network zeroes the pad row of any init
+    let out = train(&data, &i, 0.5, &cfg(Variant::Static), Device::Cpu, &mut |_| {}).unwrap();
+    assert!(out.model.emb.equal(&i));
+    let out = train(&data, &i, 0.5, &cfg(Variant::Multichannel), Device::Cpu, &mut |_| {}).unwrap();
+    assert!(out.model.emb_static.as_ref().unwrap().equal(&i), "the static channel is frozen");
+    assert!(!out.model.emb.equal(&i), "the other channel is fine-tuned");
+    let norms = out.model.out_w.norm_scalaropt_dim(2, [1].as_slice(), false);
+    assert!(norms.max().double_value(&[]) <= 3.0 + 1e-4);
+}
+
+#[test]
+fn same_seed_same_bytes_and_a_round_trip() {
+    let _g = torch_lock();
+    tch::set_num_threads(1);
+    let t = table(200);
+    let v = vocab(&t);
+    let c = cfg(Variant::NonStatic);
+    let data = Dataset::new(&t, &v, &c).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let meta = serde_json::json!({"config": c, "classes": data.classes});
+    let mut files = Vec::new();
+    for (k, seed) in [(0, 1), (1, 1), (2, 2)] {
+        let mut c = c.clone();
+        c.seed = seed;
+        let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_| {}).unwrap();
+        let p = d.path().join(format!("m{k}.safetensors"));
+        save_model(&p, &out.model, &meta).unwrap();
+        files.push(std::fs::read(&p).unwrap());
+    }
+    assert!(files[0] == files[1], "same seed, same threads, same device: same bytes");
+    assert!(files[0] != files[2]);
+    let back = load_model(&d.path().join("m0.safetensors"), Device::Cpu).unwrap();
+    assert_eq!(back.classes, data.classes);
+    let x = data.batch(&data.test, Pad::Kim, 4, 5, Device::Cpu);
+    let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_| {}).unwrap();
+    assert!(back.model.forward(&x, false).allclose(&out.model.forward(&x, false), 1e-6, 1e-6, false));
+}
+
+#[test]
+fn nan_loss_stops_naming_epoch_and_batch() {
+    let _g = torch_lock();
+    let t = table(100);
+    let v = vocab(&t);
+    let data = Dataset::new(&t, &v, &cfg(Variant::Static)).unwrap();
+    let bad = init(&v).fill_(f64::NAN);
+    let e = train(&data, &bad, 0.5, &cfg(Variant::Static), Device::Cpu, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.starts_with("epoch 1 batch 1: the loss is NaN"), "{e}");
+}
+
+#[test]
+fn refusals_and_truncation() {
+    let mut t = table(100);
+    t.label[9] = "meh".into(); // a test row with a class train never saw
+    let v = vocab(&t);
+    let e = Dataset::new(&t, &v, &cfg(Variant::Rand)).unwrap_err().to_string();
+    assert_eq!(e, "class `meh` appears in test (x:9) but not in train (classes: neg, pos)");
+    let t = table(100);
+    let mut c = cfg(Variant::Rand);
+    c.max_len = Some(4);
+    let d = Dataset::new(&t, &v, &c).unwrap();
+    assert_eq!(d.max_len, 4);
+    assert!(d.truncated > 0);
+    c.fold = Some(0);
+    assert!(Dataset::new(&t, &v, &c).unwrap_err().to_string().contains("given splits, not folds"));
+    let mut t2 = table(100);
+    t2.tokens[3].clear();
+    let d = Dataset::new(&t2, &v, &cfg(Variant::Rand)).unwrap();
+    assert_eq!(d.empty, 1);
+}

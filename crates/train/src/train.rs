@@ -1,0 +1,127 @@
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::optim::{clip_grad_norm, zero_grad, Optimizer};
+use crate::{Config, Dataset, KimCnn, Result, TrainError, Variant};
+
+/// One row of `history.parquet`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Epoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Over the epoch's batches, with dropout on.
+    pub train_accuracy: f64,
+    pub dev_loss: f64,
+    pub dev_accuracy: f64,
+    pub seconds: f64,
+    pub sentences_per_s: f64,
+}
+
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The weights of the best-dev epoch.
+    pub model: KimCnn,
+    pub history: Vec<Epoch>,
+    pub best_epoch: usize,
+    pub best_dev_accuracy: f64,
+}
+
+/// Trains Kim's CNN. `init` is the embedding matrix [V, D] from the embed
+/// stage; CNN-rand replaces every row with U[-a, a] (`rand_a`). Model
+/// selection is on dev accuracy only (ties: the later epoch, as Kim's `>=`).
+/// `on_epoch` sees each epoch as it ends.
+pub fn train(data: &Dataset, init: &Tensor, rand_a: f64, cfg: &Config, device: Device, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<TrainOutcome> {
+    cfg.check()?;
+    tch::manual_seed(cfg.seed as i64);
+    if let Device::Cuda(_) = device {
+        tch::Cuda::manual_seed_all(cfg.seed);
+    }
+    let init = if cfg.variant == Variant::Rand {
+        let mut m = Tensor::empty(init.size(), (Kind::Float, Device::Cpu));
+        let _ = m.uniform_(-rand_a, rand_a);
+        let _ = m.get(0).fill_(0.0);
+        m
+    } else {
+        init.shallow_clone()
+    };
+    let model = KimCnn::new(&init, data.classes.len() as i64, cfg, device);
+    let params = model.trainable();
+    let mut opt = Optimizer::new(&params, cfg);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let side = cfg.side_pad();
+    let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
+    let mut history = Vec::new();
+    let mut best: Option<(usize, f64, KimCnn)> = None;
+    let mut since_best = 0;
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
+        for (b, rows) in data.epoch_batches(cfg.batch, cfg.pad, &mut rng).iter().enumerate() {
+            let x = data.batch(rows, cfg.pad, side, min_width, device);
+            let y = data.label_tensor(rows, device);
+            let logits = model.forward(&x, true);
+            let loss = logits.cross_entropy_for_logits(&y);
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite { epoch, batch: b + 1, value });
+            }
+            zero_grad(&params);
+            loss.backward();
+            if cfg.clip > 0.0 {
+                clip_grad_norm(&params, cfg.clip);
+            }
+            opt.step(&params);
+            if cfg.max_norm > 0.0 {
+                model.apply_max_norm(cfg.max_norm);
+            }
+            loss_sum += value * rows.len() as f64;
+            correct += logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+            seen += rows.len();
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let (dev_loss, dev_accuracy) = loss_and_accuracy(&model, data, &data.dev, cfg, device);
+        let e = Epoch {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            dev_loss,
+            dev_accuracy,
+            seconds,
+            sentences_per_s: seen as f64 / seconds,
+        };
+        on_epoch(&e);
+        history.push(e);
+        if best.as_ref().is_none_or(|(_, acc, _)| dev_accuracy >= *acc) {
+            best = Some((epoch, dev_accuracy, model.snapshot()));
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if cfg.patience.is_some_and(|p| since_best >= p) {
+                break;
+            }
+        }
+    }
+    let (best_epoch, best_dev_accuracy, model) = best.expect("at least one epoch");
+    Ok(TrainOutcome { model, history, best_epoch, best_dev_accuracy })
+}
+
+/// Mean cross-entropy and accuracy on `rows`, in eval mode, 1000 at a time.
+pub(crate) fn loss_and_accuracy(model: &KimCnn, data: &Dataset, rows: &[usize], cfg: &Config, device: Device) -> (f64, f64) {
+    let side = cfg.side_pad();
+    let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
+    tch::no_grad(|| {
+        let (mut loss, mut correct) = (0f64, 0i64);
+        for chunk in rows.chunks(1000) {
+            let x = data.batch(chunk, cfg.pad, side, min_width, device);
+            let y = data.label_tensor(chunk, device);
+            let logits = model.forward(&x, false);
+            loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * chunk.len() as f64;
+            correct += logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+        }
+        (loss / rows.len() as f64, correct as f64 / rows.len() as f64)
+    })
+}
