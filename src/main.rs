@@ -4,7 +4,9 @@
 //! libtorch (that would cost ~0.3 s at every start): torch work runs in the
 //! `kimcnn-torch` worker beside it.
 
+mod job;
 mod kinds;
+mod models;
 mod show;
 mod ui;
 
@@ -68,6 +70,9 @@ enum Command {
         /// Also list stages restored from the cache.
         #[arg(short, long)]
         verbose: bool,
+        /// Device for training and evaluation: auto, cpu, cuda or cuda:N (overrides the stages' `device`).
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Show which stages are stale and why (a changed param, input or file).
     Status {
@@ -109,8 +114,38 @@ enum Command {
     },
     /// Print the BLAKE3 hash of files (as b3sum does), the store's object names.
     Hash { files: Vec<PathBuf> },
+    /// Classify sentences with a trained model (arguments, or stdin one a line).
+    Predict {
+        /// A train stage (`train.mr.non-static.fold0`), a model hash (prefix), or a model file.
+        #[arg(long)]
+        model: String,
+        /// One JSON object a line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Sentences to classify; none: read stdin.
+        sentences: Vec<String>,
+    },
+    /// List the trained models in the store, or export one.
+    Models {
+        #[command(subcommand)]
+        action: Option<ModelsAction>,
+    },
     /// Check the libtorch toolchain: load torch, report CUDA, train a tiny conv net.
     Doctor,
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Copy a model out with its vocabulary and tokenizer settings.
+    Export {
+        /// A train stage, a model hash (prefix), or a model file.
+        model: String,
+        /// The directory to write (created; must not hold an export already).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -122,7 +157,7 @@ enum DagFormat {
 
 /// A failure and its exit code: 2 for bad input (pipeline.yaml, flags), 1 for
 /// everything else.
-struct Failure(String, u8);
+pub struct Failure(pub String, pub u8);
 
 impl From<PipelineError> for Failure {
     fn from(e: PipelineError) -> Failure {
@@ -141,6 +176,11 @@ impl From<kimcnn_store::StoreError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Exit quietly when the reader of our stdout goes away (`kimcnn show x | head`).
+    // Safety: restoring the default disposition of a signal at start-up.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
@@ -186,8 +226,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let project = Project::open(&cli)?;
     match cli.command {
-        Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose } => {
+        Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose, device } => {
             let t0 = Instant::now();
+            if let Some(d) = device {
+                // Read by the train/evaluate kinds; not part of cache keys (results are the same model, up to numerics).
+                std::env::set_var("KIMCNN_DEVICE", d);
+            }
             let plan = project.plan(&sets)?;
             let opts = RunOptions {
                 targets: stages,
@@ -247,6 +291,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Show { stage, rows } => show(&project, &stage, rows),
         Command::Verify { repair } => verify(&project, repair),
+        Command::Predict { model, json, device, sentences } => {
+            let lock = Lockfile::read(&project.lock_path())?;
+            models::predict(&project.env.store, &lock, &model, json, &device, &sentences)
+        }
+        Command::Models { action: None } => models::list(&project.env.store),
+        Command::Models { action: Some(ModelsAction::Export { model, dir }) } => {
+            let lock = Lockfile::read(&project.lock_path())?;
+            models::export(&project.env.store, &lock, &model, &dir)
+        }
         Command::Gc { dry_run, workspace } => gc(&project, dry_run, workspace),
         Command::Hash { .. } | Command::Doctor => unreachable!("handled above"),
     }
@@ -382,11 +435,10 @@ fn hash(files: &[PathBuf]) -> Result<ExitCode, Failure> {
 
 /// Runs the torch worker's smoke test and passes its report through.
 fn doctor() -> Result<ExitCode, Failure> {
-    let exe = std::env::current_exe().map_err(|e| Failure(format!("cannot find kimcnn's own path: {e}"), 1))?;
-    let worker = exe.with_file_name("kimcnn-torch");
+    let worker = kinds::torch_worker().map_err(|e| Failure(e, 1))?;
     let status = std::process::Command::new(&worker)
         .arg("smoke")
         .status()
-        .map_err(|e| Failure(format!("{}: cannot start the torch worker: {e} (build it with `make build`)", worker.display()), 1))?;
+        .map_err(|e| Failure(format!("{}: cannot start the torch worker: {e}", worker.display()), 1))?;
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

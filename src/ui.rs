@@ -47,6 +47,24 @@ pub fn bytes_progress(pb: &ProgressBar, done: u64, total: Option<u64>) {
     pb.set_position(done);
 }
 
+/// A bar over a training run's epochs.
+pub fn epoch_bar(label: &str, epochs: u64) -> ProgressBar {
+    let pb = multi().add(ProgressBar::new(epochs));
+    pb.set_style(ProgressStyle::with_template("{prefix:>24} {bar:30} epoch {pos}/{len} {msg}").expect("valid template"));
+    pb.set_prefix(label.to_string());
+    pb
+}
+
+pub fn epoch_progress(pb: &ProgressBar, e: &serde_json::Value) {
+    pb.set_position(e["epoch"].as_u64().unwrap_or(0));
+    pb.set_message(format!(
+        "loss {:.4}  dev {:.1}%  {:.0} sent/s",
+        e["train_loss"].as_f64().unwrap_or(0.0),
+        100.0 * e["dev_accuracy"].as_f64().unwrap_or(0.0),
+        e["sentences_per_s"].as_f64().unwrap_or(0.0)
+    ));
+}
+
 /// A bar over `total` items (stages, objects).
 pub fn count_bar(total: u64, what: &str) -> ProgressBar {
     let pb = multi().add(ProgressBar::new(total));

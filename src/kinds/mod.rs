@@ -3,8 +3,11 @@
 //! checks its params when the plan is built (so a typo fails before anything
 //! runs) and again when it runs.
 
+mod cnn;
 mod data;
 mod params;
+
+pub use cnn::worker as torch_worker;
 
 pub use params::Params;
 
@@ -25,6 +28,9 @@ pub fn registry() -> Registry {
     r.insert("tokenize".into(), Arc::new(data::Tokenize) as Arc<dyn StageKind>);
     r.insert("vocab".into(), Arc::new(data::VocabKind) as Arc<dyn StageKind>);
     r.insert("embed".into(), Arc::new(data::Embed) as Arc<dyn StageKind>);
+    r.insert("train".into(), Arc::new(cnn::Train) as Arc<dyn StageKind>);
+    r.insert("evaluate".into(), Arc::new(cnn::Evaluate) as Arc<dyn StageKind>);
+    r.insert("aggregate".into(), Arc::new(cnn::Aggregate) as Arc<dyn StageKind>);
     r
 }
 

@@ -66,7 +66,7 @@ impl Plan {
                 let known: Vec<&str> = registry.keys().map(String::as_str).collect();
                 invalid(format!("stage `{group}`: unknown stage kind `{}` (known: {})", rs.uses, known.join(", ")))
             })?;
-            for (vars, suffix) in expand_matrix(group, rs).map_err(&invalid)? {
+            for (vars, suffix) in expand_matrix(group, rs, &params).map_err(&invalid)? {
                 let name = format!("{group}{suffix}");
                 if !valid_name(&name) {
                     return Err(invalid(format!(
@@ -132,6 +132,20 @@ impl Plan {
                 let (src, out) = r.rsplit_once('.').ok_or_else(|| {
                     invalid(format!("stage `{name}`: input `{input}` = `{r}` is not of the form <stage>.<output>"))
                 })?;
+                if src.contains('*') {
+                    // A glob: one input `<input>.<stage>` per matching stage.
+                    let mut hits: Vec<usize> = index.iter().filter(|(n, _)| glob(src, n)).map(|(_, &j)| j).collect();
+                    hits.sort_unstable();
+                    hits.retain(|&j| j != i && pending[j].stage.outputs.iter().any(|o| o == out));
+                    if hits.is_empty() {
+                        return Err(invalid(format!("stage `{name}`: input `{input}` = `{r}` matches no stage with output `{out}`")));
+                    }
+                    for j in hits {
+                        let key = format!("{input}.{}", pending[j].stage.name);
+                        pending[i].stage.inputs.insert(key, (j, out.to_string()));
+                    }
+                    continue;
+                }
                 let &j = index.get(src).ok_or_else(|| {
                     invalid(format!("stage `{name}`: input `{input}` refers to stage `{src}`, which does not exist"))
                 })?;
@@ -308,13 +322,24 @@ fn set_path(map: &mut serde_yaml::Mapping, segs: &[&str], value: serde_yaml::Val
 
 /// Matrix expansion: the cartesian product of the variables in declared
 /// order, each with the name suffix it gets (`.mr.static.fold3`).
-fn expand_matrix(group: &str, rs: &RawStage) -> std::result::Result<Vec<(BTreeMap<String, Value>, String)>, String> {
+///
+/// A variable's values may come from a param (`variant: ${variants}`, a
+/// list) or use one in a range (`fold: range(${folds_run})`); an empty list
+/// expands to no stages (a way to switch a group off).
+fn expand_matrix(group: &str, rs: &RawStage, params: &Value) -> std::result::Result<Vec<(BTreeMap<String, Value>, String)>, String> {
     let mut combos: Vec<(BTreeMap<String, Value>, String)> = vec![(BTreeMap::new(), String::new())];
+    let empty = BTreeMap::new();
+    let ctx = Ctx { vars: &empty, params };
     for (var, spec) in &rs.matrix {
-        let values = matrix_values(spec).map_err(|e| format!("stage `{group}`: matrix `{var}`: {e}"))?;
-        if values.is_empty() {
-            return Err(format!("stage `{group}`: matrix `{var}` has no values"));
-        }
+        let err = |e: String| format!("stage `{group}`: matrix `{var}`: {e}");
+        let spec = match spec {
+            serde_yaml::Value::String(s) if s.contains("${") => match ctx.resolve_str(s).map_err(err)? {
+                Value::String(s) => serde_yaml::Value::String(s),
+                other => serde_yaml::to_value(&other).map_err(|e| err(e.to_string()))?,
+            },
+            other => other.clone(),
+        };
+        let values = matrix_values(&spec).map_err(err)?;
         let mut next = Vec::new();
         for (vars, suffix) in &combos {
             for v in &values {

@@ -95,6 +95,7 @@ pub struct Summary {
     pub redecoded_latin1: BTreeMap<String, usize>,
     pub cleaner: String,
     pub lower: bool,
+    pub kim_quirk: bool,
 }
 
 /// Reads the inputs, cleans and splits, writes `tokens.parquet` to
@@ -167,6 +168,7 @@ pub fn tokenize(p: &Params, inputs: &[Input], splits_json: Option<&Path>, out_to
         redecoded_latin1: stats.redecoded,
         cleaner: p.cleaner.name().to_string(),
         lower: p.lower,
+        kim_quirk: p.kim_quirk,
     })
 }
 

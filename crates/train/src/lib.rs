@@ -15,7 +15,6 @@
 //! keeping Adam and SGD beside it in one small trait avoids a VarStore just
 //! for them.
 
-mod config;
 mod data;
 mod eval;
 mod io;
@@ -23,7 +22,7 @@ mod model;
 mod optim;
 mod train;
 
-pub use config::{Config, OptimizerKind, Pad, Variant};
+pub use kimcnn_cnn_config::{Config, ConfigError, OptimizerKind, Pad, Variant};
 pub use data::Dataset;
 pub use eval::{evaluate, Metrics, Prediction};
 pub use io::{load_model, read_history, save_model, write_history, write_predictions, SavedModel};
@@ -40,6 +39,8 @@ pub enum TrainError {
     NonFinite { epoch: usize, batch: usize, value: f64 },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

@@ -110,6 +110,21 @@ fn missing_references_are_named() {
 }
 
 #[test]
+fn matrix_values_from_params_empty_lists_and_glob_inputs() {
+    let text = "params: {variants: [a, b], n: 2, off: []}\nstages:\n  t: {uses: any, matrix: {v: '${variants}', fold: 'range(${n})'}}\n  u: {uses: any, matrix: {v: '${off}'}}\n  agg: {uses: any, inputs: {m: 't.*.out'}}\n";
+    let p = plan(text).unwrap();
+    let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["t.a.fold0", "t.a.fold1", "t.b.fold0", "t.b.fold1", "agg"]);
+    let agg = &p.stages[4];
+    assert_eq!(agg.inputs.keys().collect::<Vec<_>>(), ["m.t.a.fold0", "m.t.a.fold1", "m.t.b.fold0", "m.t.b.fold1"]);
+    assert_eq!(agg.deps, [0, 1, 2, 3]);
+    let e = err("stages:\n  agg: {uses: any, inputs: {m: 'zz.*.out'}}\n");
+    assert!(e.contains("matches no stage"), "{e}");
+    let e = err("params: {v: 3}\nstages:\n  t: {uses: any, matrix: {x: '${v}'}}\n");
+    assert!(e.contains("matrix `x`"), "{e}");
+}
+
+#[test]
 fn duplicate_names_after_expansion() {
     let e = err("stages:\n  t: {uses: any, matrix: {v: [a, a]}}\n");
     assert!(e.contains("`t.a` occurs twice"), "{e}");

@@ -1,6 +1,15 @@
+//! The configuration of Kim's CNN and its training: every size and choice
+//! as a param, with Kim's values as defaults. Kept apart from the tch code so
+//! the `kimcnn` CLI can check a stage's params without loading libtorch.
+
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, TrainError};
+/// A config that cannot be trained.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -93,13 +102,13 @@ impl Default for Config {
 
 impl Config {
     pub fn from_json(v: &serde_json::Value) -> Result<Config> {
-        let c: Config = serde_json::from_value(v.clone()).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let c: Config = serde_json::from_value(v.clone()).map_err(|e| ConfigError(e.to_string()))?;
         c.check()?;
         Ok(c)
     }
 
     pub fn check(&self) -> Result<()> {
-        let bad = |m: &str| Err(TrainError::Invalid(m.to_string()));
+        let bad = |m: &str| Err(ConfigError(m.to_string()));
         if self.widths.is_empty() || self.widths.iter().any(|&w| w < 1) {
             return bad("`widths` must be a non-empty list of positive widths");
         }

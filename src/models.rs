@@ -1,0 +1,178 @@
+//! `kimcnn predict` and `kimcnn models`: using and managing trained models.
+//! Neither loads libtorch here: `predict` hands the work to the worker.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use kimcnn_store::{Lockfile, ObjectId, RunRecord, Store};
+use serde_json::Value;
+
+use crate::{kinds, Failure};
+
+fn fail(m: impl Into<String>) -> Failure {
+    Failure(m.into(), 1)
+}
+
+/// The `kimcnn` metadata of a model file (header only; no libtorch).
+pub fn model_meta(path: &Path) -> Result<Value, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| fail(format!("{}: not a kimcnn model (unreadable safetensors: {e})", path.display())))?;
+    header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("kimcnn"))
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| fail(format!("{}: not a kimcnn model (no kimcnn metadata)", path.display())))
+}
+
+/// Finds a model (a stage name in pipeline.lock, a model hash or prefix, or a
+/// file) and the vocabulary it was trained with.
+pub fn resolve(store: &Store, lock: &Lockfile, what: &str) -> Result<(PathBuf, PathBuf), Failure> {
+    if let Some(e) = lock.stages.get(what) {
+        let m = e.outputs.get("model").ok_or_else(|| fail(format!("stage `{what}` has no `model` output")))?;
+        let v = e.inputs.get("vocab").ok_or_else(|| fail(format!("stage `{what}` has no `vocab` input")))?;
+        return Ok((store.object_path(m), store.object_path(v)));
+    }
+    let path = if Path::new(what).is_file() {
+        PathBuf::from(what)
+    } else if let Some(rec) = find_train_run(store, what)? {
+        store.object_path(&rec.outputs["model"])
+    } else {
+        return Err(Failure(format!("no model `{what}`: give a train stage (see `kimcnn models`), a model hash, or a model file"), 2));
+    };
+    let meta = model_meta(&path)?;
+    let vocab_hash = meta["vocab_blake3"].as_str().and_then(ObjectId::parse);
+    let beside = path.with_file_name("vocab.parquet");
+    let vocab = match vocab_hash.map(|h| store.object_path(&h)) {
+        Some(p) if p.is_file() => p,
+        _ if beside.is_file() => beside,
+        _ => return Err(fail(format!("{}: its vocabulary is neither in the store nor beside it as vocab.parquet", path.display()))),
+    };
+    Ok((path, vocab))
+}
+
+fn find_train_run(store: &Store, prefix: &str) -> Result<Option<RunRecord>, Failure> {
+    if prefix.len() < 6 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let hits: Vec<RunRecord> = store.runs()?.into_iter().filter(|r| r.kind == "train" && r.outputs.get("model").is_some_and(|m| m.as_str().starts_with(prefix))).collect();
+    match hits.len() {
+        0 => Ok(None),
+        1 => Ok(hits.into_iter().next()),
+        n => Err(Failure(format!("`{prefix}` matches {n} models; give more of the hash"), 2)),
+    }
+}
+
+pub fn predict(store: &Store, lock: &Lockfile, model: &str, json: bool, device: &str, sentences: &[String]) -> Result<ExitCode, Failure> {
+    let (model, vocab) = resolve(store, lock, model)?;
+    model_meta(&model)?;
+    let mut cmd = Command::new(kinds::torch_worker().map_err(fail)?);
+    cmd.arg("predict").arg("--model").arg(&model).arg("--vocab").arg(&vocab).arg("--device").arg(device);
+    if json {
+        cmd.arg("--json");
+    }
+    let status = if sentences.is_empty() {
+        cmd.status()
+    } else {
+        let mut child = cmd.stdin(Stdio::piped()).spawn().map_err(|e| fail(format!("cannot start the torch worker: {e}")))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        for s in sentences {
+            let _ = writeln!(stdin, "{s}");
+        }
+        drop(stdin);
+        child.wait()
+    }
+    .map_err(|e| fail(format!("cannot start the torch worker: {e}")))?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+struct ModelRow {
+    rec: RunRecord,
+    test: Option<Value>,
+    summary: Value,
+    size: u64,
+}
+
+fn models_in(store: &Store) -> Result<Vec<ModelRow>, Failure> {
+    let runs = store.runs()?;
+    let mut metrics: BTreeMap<ObjectId, Value> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.kind == "evaluate") {
+        if let (Some(m), Some(out)) = (r.inputs.get("model"), r.outputs.get("metrics")) {
+            if let Ok(bytes) = std::fs::read(store.object_path(out)) {
+                metrics.insert(m.clone(), serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for rec in runs.into_iter().filter(|r| r.kind == "train") {
+        let Some(model) = rec.outputs.get("model") else { continue };
+        let path = store.object_path(model);
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let summary = rec.outputs.get("summary").and_then(|s| std::fs::read(store.object_path(s)).ok()).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+        rows.push(ModelRow { test: metrics.get(model).cloned(), summary, size: meta.len(), rec });
+    }
+    rows.sort_by(|a, b| a.rec.stage.cmp(&b.rec.stage).then(a.rec.finished.cmp(&b.rec.finished)));
+    Ok(rows)
+}
+
+pub fn list(store: &Store) -> Result<ExitCode, Failure> {
+    let rows = models_in(store)?;
+    if rows.is_empty() {
+        println!("no trained models in the store (run a train stage: `kimcnn run train.trec`)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<12}  {:<30}  {:<6}  {:<12}  {:>4}  {:>6}  {:>7}  {:>7}  {:>8}  params", "model", "stage", "data", "variant", "fold", "epochs", "dev %", "test %", "size");
+    for r in rows {
+        let p = &r.rec.params;
+        let pct = |v: Option<f64>| v.map(|x| format!("{:.1}", 100.0 * x)).unwrap_or_else(|| "-".into());
+        let extra: Vec<String> = p
+            .as_object()
+            .map(|m| m.iter().filter(|(k, _)| !["dataset", "variant", "fold", "epochs"].contains(&k.as_str())).map(|(k, v)| format!("{k}={v}")).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<12}  {:<30}  {:<6}  {:<12}  {:>4}  {:>6}  {:>7}  {:>7}  {:>6.1}MB  {}",
+            r.rec.outputs["model"].short(),
+            r.rec.stage,
+            p["dataset"].as_str().unwrap_or("?"),
+            p["variant"].as_str().unwrap_or("?"),
+            p["fold"].as_i64().map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
+            format!("{}/{}", r.summary["best_epoch"].as_u64().unwrap_or(0), p["epochs"].as_u64().unwrap_or(25)),
+            pct(r.summary["best_dev_accuracy"].as_f64()),
+            pct(r.test.as_ref().and_then(|t| t["accuracy"].as_f64())),
+            r.size as f64 / 1e6,
+            extra.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies a model out with what it needs elsewhere: the weights, its
+/// vocabulary, its tokenizer settings and (if evaluated) its test metrics.
+pub fn export(store: &Store, lock: &Lockfile, what: &str, dir: &Path) -> Result<ExitCode, Failure> {
+    let (model, vocab) = resolve(store, lock, what)?;
+    let meta = model_meta(&model)?;
+    std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    let files = ["model.safetensors", "vocab.parquet", "tokenizer.json", "config.json"];
+    for f in files {
+        if dir.join(f).exists() {
+            return Err(Failure(format!("{}: already holds {f}; export into an empty directory", dir.display()), 2));
+        }
+    }
+    let copy = |from: &Path, name: &str| std::fs::copy(from, dir.join(name)).map_err(|e| fail(format!("{}: {e}", dir.join(name).display())));
+    copy(&model, "model.safetensors")?;
+    copy(&vocab, "vocab.parquet")?;
+    let write = |name: &str, v: &Value| std::fs::write(dir.join(name), format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())).map_err(|e| fail(e.to_string()));
+    write("tokenizer.json", &meta["tokenizer"])?;
+    write("config.json", &meta)?;
+    let model_id = kimcnn_store::hash_file(&model)?;
+    if let Some(row) = models_in(store)?.into_iter().find(|r| r.rec.outputs["model"] == model_id) {
+        if let Some(t) = row.test {
+            write("metrics.json", &t)?;
+        }
+    }
+    println!("exported model {} to {} (model.safetensors, vocab.parquet, tokenizer.json, config.json); use it with `kimcnn predict --model {}/model.safetensors`", model_id.short(), dir.display(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,98 @@
+//! `kimcnn-torch predict`: sentences on stdin, one a line; a label and the
+//! class probabilities for each on stdout, with the tokenizer and vocabulary
+//! the model was trained with.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use kimcnn_tokenize::Cleaner;
+use tch::{Device, Kind, Tensor};
+
+use crate::stages::load_checked;
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let get = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let model = get("--model").ok_or("--model is required")?;
+    let vocab = get("--vocab").ok_or("--vocab is required")?;
+    let json = args.iter().any(|a| a == "--json");
+    let device = kimcnn_train::parse_device(&get("--device").unwrap_or_else(|| "cpu".into())).map_err(|e| e.to_string())?;
+    if let Some(t) = get("--threads") {
+        tch::set_num_threads(t.parse().map_err(|_| "--threads takes a number")?);
+    }
+    let (saved, vocab) = load_checked(Path::new(&model), Path::new(&vocab), device)?;
+    let tk = &saved.meta["tokenizer"];
+    let cleaner = tk["cleaner"].as_str().and_then(Cleaner::parse).unwrap_or(Cleaner::Kim);
+    let lower = tk["lower"].as_bool().unwrap_or(true);
+    let quirk = tk["kim_quirk"].as_bool().unwrap_or(false);
+    let index = vocab.index();
+    let cfg = &saved.config;
+    let side = cfg.side_pad();
+    let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
+    let stdin = std::io::stdin();
+    let mut lines: Vec<String> = Vec::new();
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let flush = |lines: &mut Vec<String>, out: &mut dyn Write| -> Result<(), String> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut notes = Vec::new();
+        let ids: Vec<Vec<i64>> = lines
+            .iter()
+            .map(|l| {
+                let toks = cleaner.tokenize(l, lower, quirk);
+                let mut ids: Vec<i64> = toks.iter().map(|t| index.get(t.as_str()).map(|&i| i as i64).unwrap_or(1)).collect();
+                let mut note = None;
+                if toks.is_empty() {
+                    note = Some("empty sentence".to_string());
+                } else if ids.iter().all(|&i| i == 1) {
+                    note = Some("no known tokens".to_string());
+                }
+                if let Some(m) = cfg.max_len {
+                    if ids.len() > m {
+                        ids.truncate(m);
+                        note = Some(format!("truncated to {m} tokens"));
+                    }
+                }
+                notes.push(note);
+                ids
+            })
+            .collect();
+        let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let width = (longest + 2 * side).max(min_width);
+        let mut flat = vec![0i64; ids.len() * width];
+        for (b, row) in ids.iter().enumerate() {
+            flat[b * width + side..b * width + side + row.len()].copy_from_slice(row);
+        }
+        let x = Tensor::from_slice(&flat).view([ids.len() as i64, width as i64]).to(device);
+        let probs = tch::no_grad(|| saved.model.forward(&x, false).softmax(1, Kind::Float)).to_device(Device::Cpu).contiguous();
+        let probs = Vec::<f32>::try_from(probs.view([-1])).map_err(|e| e.to_string())?;
+        let k = saved.classes.len();
+        for (i, line) in lines.iter().enumerate() {
+            let p = &probs[i * k..(i + 1) * k];
+            let best = (0..k).fold(0, |b, c| if p[c] > p[b] { c } else { b });
+            if json {
+                let probs: serde_json::Map<String, serde_json::Value> = saved.classes.iter().zip(p).map(|(c, &x)| (c.clone(), serde_json::json!(x))).collect();
+                let mut o = serde_json::json!({"text": line, "label": saved.classes[best], "probabilities": probs});
+                if let Some(n) = &notes[i] {
+                    o["note"] = serde_json::json!(n);
+                }
+                writeln!(out, "{o}").map_err(|e| e.to_string())?;
+            } else {
+                let all: Vec<String> = saved.classes.iter().zip(p).map(|(c, x)| format!("{c}={x:.3}")).collect();
+                let note = notes[i].as_ref().map(|n| format!("  ({n})")).unwrap_or_default();
+                writeln!(out, "{}\t{:.3}\t{}{note}", saved.classes[best], p[best], all.join(" ")).map_err(|e| e.to_string())?;
+            }
+        }
+        lines.clear();
+        Ok(())
+    };
+    for line in stdin.lock().lines() {
+        lines.push(line.map_err(|e| format!("stdin: {e}"))?);
+        if lines.len() == 1000 {
+            flush(&mut lines, &mut out)?;
+        }
+    }
+    flush(&mut lines, &mut out)?;
+    out.flush().map_err(|e| e.to_string())
+}

@@ -1,0 +1,159 @@
+//! Training, evaluation, the results table, predict and models through the
+//! binary, on a small data set the test writes (a real run of every kind).
+mod common;
+
+use common::Project;
+
+const PIPE: &str = r#"
+params: {seed: 1, variants: [rand, static, non-static, multichannel]}
+stages:
+  raw.train: {uses: source, with: {path: train.tsv}}
+  raw.test: {uses: source, with: {path: test.tsv}}
+  vectors: {uses: source, with: {path: vectors.txt}}
+  tokenize: {uses: tokenize, inputs: {train: raw.train.data, test: raw.test.data}, with: {format: tsv}}
+  vocab: {uses: vocab, inputs: {tokens: tokenize.tokens}}
+  embed: {uses: embed, inputs: {vocab: vocab.vocab, vectors: vectors.data}}
+  train:
+    uses: train
+    matrix: {variant: '${variants}'}
+    inputs: {tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}
+    with: {dataset: toy, variant: '${variant}', epochs: 6, batch: 10, maps: 10, seed: '${seed}', pad: bucket}
+  evaluate:
+    uses: evaluate
+    matrix: {variant: '${variants}'}
+    inputs: {model: 'train.${variant}.model', tokens: tokenize.tokens, vocab: vocab.vocab}
+  results: {uses: aggregate, inputs: {metrics: 'evaluate.*.metrics'}}
+"#;
+
+const FILLER: [&str; 10] = ["the", "film", "was", "a", "plot", "of", "and", "it", "story", "acting"];
+
+fn tsv(n: usize, offset: usize) -> String {
+    let mut s = String::from("text\tlabel\n");
+    for i in offset..offset + n {
+        let pos = i % 2 == 0;
+        let mut words: Vec<&str> = (0..(4 + i % 6)).map(|j| FILLER[(i * 7 + j) % FILLER.len()]).collect();
+        words.insert(i % words.len(), if pos { "great" } else { "awful" });
+        s.push_str(&format!("{}\t{}\n", words.join(" "), if pos { "pos" } else { "neg" }));
+    }
+    s
+}
+
+fn project() -> Project {
+    let p = Project::new(PIPE);
+    p.write("train.tsv", &tsv(400, 0));
+    p.write("test.tsv", &tsv(60, 1000));
+    let mut v = String::new();
+    for (i, w) in FILLER.iter().chain(["great", "awful"].iter()).enumerate() {
+        v.push_str(&format!("{w} {} {} {}\n", (i as f32 * 0.37).sin(), (i as f32 * 0.11).cos(), i as f32 * 0.01));
+    }
+    p.write("vectors.txt", &v);
+    p
+}
+
+fn json(p: &Project, link: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p.path().join("artifacts/out").join(link)).unwrap()).unwrap()
+}
+
+fn model_hash(p: &Project, stage: &str) -> String {
+    let lock = p.read("pipeline.lock");
+    let at = lock.find(&format!("\n  {stage}:\n")).unwrap();
+    let rest = &lock[at..];
+    let m = rest.find("      model: ").unwrap();
+    rest[m + 13..m + 13 + 64].to_string()
+}
+
+#[test]
+fn train_evaluate_aggregate_predict_and_models() {
+    let p = project();
+    let r = p.run(&["run"]).ok();
+    assert_eq!(r.ran().len(), 15, "{}", r.stdout);
+    let m = json(&p, "evaluate.non-static/metrics");
+    assert_eq!(m["dataset"], "toy");
+    assert_eq!(m["n"], 60);
+    assert!(m["accuracy"].as_f64().unwrap() >= 0.9, "{m}");
+    assert_eq!(m["confusion"].as_array().unwrap().len(), 2);
+    let s = json(&p, "train.multichannel/summary");
+    assert_eq!((s["train"].as_u64(), s["dev"].as_u64(), s["test"].as_u64()), (Some(360), Some(40), Some(60)));
+    let table = std::fs::read_to_string(p.path().join("artifacts/out/results/table")).unwrap();
+    assert!(table.contains("| model | toy |") && table.contains("| CNN-multichannel | "), "{table}");
+    let r = p.run(&["show", "results"]).ok();
+    assert!(r.stdout.contains("parquet, 4 rows") && r.stdout.contains("columns: dataset (Utf8), variant (Utf8), fold (Int32), seed (UInt64), accuracy (Float64), macro_f1 (Float64), epochs (UInt32), best_epoch (UInt32), pad (Utf8), init (Utf8)"), "{}", r.stdout);
+
+    // predict: arguments, stdin, JSON, and the notes for odd sentences.
+    let r = p.run(&["predict", "--model", "train.non-static", "a great film", "an awful plot"]).ok();
+    let labels: Vec<&str> = r.stdout.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(labels, ["pos", "neg"], "{}", r.stdout);
+    let r = p.run(&["predict", "--model", "train.non-static", "--json", "", "zzz qqq"]).ok();
+    let rows: Vec<serde_json::Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows[0]["note"], "empty sentence");
+    assert_eq!(rows[1]["note"], "no known tokens");
+    let pr = rows[1]["probabilities"].as_object().unwrap();
+    assert!((pr["neg"].as_f64().unwrap() + pr["pos"].as_f64().unwrap() - 1.0).abs() < 1e-5);
+
+    // models: list and export; predict from the exported copy.
+    let r = p.run(&["models"]).ok();
+    assert_eq!(r.stdout.lines().count(), 5, "{}", r.stdout);
+    assert!(r.stdout.contains("train.static") && r.stdout.contains("toy"), "{}", r.stdout);
+    let out = p.path().join("exported");
+    p.run(&["models", "export", "train.non-static", out.to_str().unwrap()]).ok();
+    for f in ["model.safetensors", "vocab.parquet", "tokenizer.json", "config.json", "metrics.json"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let r = p.run(&["predict", "--model", out.join("model.safetensors").to_str().unwrap(), "great acting"]).ok();
+    assert!(r.stdout.starts_with("pos\t"), "{}", r.stdout);
+    let r = p.run(&["models", "export", "train.non-static", out.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "refuses to overwrite");
+}
+
+#[test]
+fn same_seed_same_model_bytes_and_the_seed_changes_them() {
+    let p = project();
+    p.run(&["run", "train.non-static"]).ok();
+    let first = model_hash(&p, "train.non-static");
+    let r = p.run(&["run", "train.non-static", "--force"]).ok();
+    assert_eq!(r.ran(), ["train.non-static"]);
+    assert_eq!(model_hash(&p, "train.non-static"), first, "byte-identical model.safetensors");
+    p.run(&["run", "train.non-static", "--set", "seed=2"]).ok();
+    assert_ne!(model_hash(&p, "train.non-static"), first);
+}
+
+#[test]
+fn bad_models_and_bad_training_fail_clearly() {
+    let p = project();
+    p.run(&["run", "evaluate.static"]).ok();
+    // A corrupt model file, and a model with another vocabulary's file beside it.
+    let dir = p.path().join("m");
+    p.run(&["models", "export", "train.static", dir.to_str().unwrap()]).ok();
+    std::fs::write(p.path().join("broken.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}xxxxxx").unwrap();
+    let r = p.run(&["predict", "--model", "broken.safetensors", "x"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.trim().starts_with("error: broken.safetensors: not a kimcnn model"), "{}", r.stderr);
+    let other = Project::new("stages:\n  raw: {uses: source, with: {path: t.tsv}}\n  t: {uses: tokenize, inputs: {train: raw.data}, with: {format: tsv}}\n  v: {uses: vocab, inputs: {tokens: t.tokens}}\n");
+    other.write("t.tsv", "text\tlabel\nsomething else entirely\tx\n");
+    other.run(&["run"]).ok();
+    std::fs::remove_file(dir.join("vocab.parquet")).unwrap();
+    std::fs::copy(other.path().join("artifacts/out/v/vocab"), dir.join("vocab.parquet")).unwrap();
+    let moved = p.path().join("m2");
+    std::fs::rename(&dir, &moved).unwrap();
+    // Out of the store's reach: the vocab beside it is used, and refused.
+    let lone = tempfile::tempdir().unwrap();
+    for f in ["model.safetensors", "vocab.parquet"] {
+        std::fs::copy(moved.join(f), lone.path().join(f)).unwrap();
+    }
+    let fresh = Project::new("stages: {}\n");
+    let r = fresh.run(&["predict", "--model", lone.path().join("model.safetensors").to_str().unwrap(), "great"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("the model was trained with another vocabulary"), "{}", r.stderr);
+
+    // NaN loss: a learning rate that blows up; nothing of the stage is kept.
+    let r = p.run(&["run", "train.rand", "--set", "train.optimizer=sgd", "--set", "train.lr=1e35", "--set", "train.max_norm=0"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("stage `train.rand` failed: epoch 1 batch ") && r.stderr.contains("the loss is"), "{}", r.stderr);
+    assert!(!p.path().join("artifacts/out/train.rand").exists());
+
+    // A class in test that train never saw.
+    p.write("test.tsv", &format!("{}great plot\tmeh\n", tsv(10, 1000)));
+    let r = p.run(&["run", "evaluate.static"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("class `meh` appears in test (test:12) but not in train (classes: neg, pos)"), "{}", r.stderr);
+}
