@@ -13,7 +13,7 @@ CARGO_TARGET_DIR ?= target
 BIN := $(CARGO_TARGET_DIR)/release/kimcnn
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test bench data status clean
+.PHONY: all setup build test bench data status paper clean
 
 ## all: set up, build, and run the default pipeline
 all: build
@@ -49,9 +49,14 @@ build: setup
 test: setup
 	cargo test --workspace
 
-## data: fetch the data sets (from the mirror or the internet)
+## paper: Kim's full protocol: MR and Subj 10-fold CV, TREC, SST-1, SST-2, NSMC non-static, 25 epochs
+## (93 trainings; many hours on 2 cores; reuses everything `make all` computed)
+paper: build
+	$(BIN) run --jobs $(JOBS) --set mr_folds=10 --set 'paper_variants=[rand, static, non-static, multichannel]' --set 'nsmc_variants=[non-static]'
+
+## data: fetch, tokenize, vocabularies and embedding matrices of every data set
 data: build
-	$(BIN) run kim nsmc --jobs $(JOBS)
+	$(BIN) run 'embed.*' --jobs $(JOBS)
 
 status: build
 	$(BIN) status

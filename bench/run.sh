@@ -40,3 +40,14 @@ python3 "$ROOT/bench/embed.py" \
   --gensim-python "$CACHE/gensim-venv/bin/python" \
   --work "$WORK" \
   --out "$OUT/embed"
+
+# Training throughput and accuracy against the reference PyTorch implementation (same machine, same run).
+TORCH_PY=${VENV:-$CACHE/torch-2.11.0}/bin/python
+"$TORCH_PY" -c "import numpy, pandas" 2>/dev/null || "${VENV:-$CACHE/torch-2.11.0}/bin/pip" install --quiet --disable-pip-version-check numpy pandas
+python3 "$ROOT/bench/train.py" \
+  --kimcnn "$BIN" \
+  --python "$TORCH_PY" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/train" \
+  --epochs "${TRAIN_BENCH_EPOCHS:-3}"

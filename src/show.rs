@@ -40,7 +40,10 @@ pub fn describe(path: &Path, rows: usize) -> Result<String, String> {
         }
         return Ok(out.trim_end().to_string());
     }
-    Ok(format!("{} bytes", bytes.len()))
+    match std::str::from_utf8(&bytes) {
+        Ok(text) if !text.contains('\0') => Ok(text.trim_end().to_string()),
+        _ => Ok(format!("{} bytes", bytes.len())),
+    }
 }
 
 fn parquet_summary(path: &Path, rows: usize) -> Result<String, String> {

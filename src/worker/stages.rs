@@ -66,7 +66,8 @@ fn train(job: &WorkerJob, device: tch::Device) -> R<()> {
     let cov = &emeta["coverage"];
     let (unk_init, unk_scale) = (cov["unk_init"].as_str().unwrap_or("uniform").to_string(), cov["unk_scale"].as_f64().unwrap_or(0.25));
     let rand_a = cfg.rand_a.unwrap_or(if unk_init == "uniform" { unk_scale } else { (3.0 * cov["pretrained_entry_var"].as_f64().unwrap_or(0.02)).sqrt() });
-    let init_name = if cfg.variant == kimcnn_train::Variant::Rand { format!("rand a={rand_a:.3}") } else { format!("{unk_init} a={unk_scale:.3}") };
+    // CNN-rand draws every word from U[-a, a]; the others only the unknown words.
+    let init_name = if cfg.variant == kimcnn_train::Variant::Rand { format!("uniform a={rand_a:.3}") } else { format!("{unk_init} a={unk_scale:.3}") };
     let (v, d) = emb.matrix.dim();
     let flat: Vec<f32> = emb.matrix.iter().copied().collect();
     let init = Tensor::from_slice(&flat).view([v as i64, d as i64]).to_kind(Kind::Float);

@@ -140,3 +140,20 @@ impl Config {
         (*self.widths.iter().max().unwrap_or(&1) - 1) as usize
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kims_defaults_and_refusals() {
+        let c = Config::from_json(&serde_json::json!({"variant": "multichannel", "pad": "bucket"})).unwrap();
+        assert_eq!((c.widths.clone(), c.maps, c.batch, c.epochs, c.side_pad()), (vec![3, 4, 5], 100, 50, 25, 4));
+        assert_eq!((c.lr(), c.rho, c.eps, c.max_norm), (1.0, 0.95, 1e-6, 3.0));
+        let e = Config::from_json(&serde_json::json!({"epoch": 3})).unwrap_err().to_string();
+        assert!(e.contains("unknown field `epoch`"), "{e}");
+        let e = Config::from_json(&serde_json::json!({"dropout": 1.5})).unwrap_err().to_string();
+        assert_eq!(e, "`dropout` must be in [0, 1)");
+        assert!(Config::from_json(&serde_json::json!({"variant": "cnn"})).is_err());
+    }
+}
