@@ -34,12 +34,23 @@ impl Optimizer {
                 let mut p = p.shallow_clone();
                 match kind {
                     OptimizerKind::Adadelta => {
+                        // In place, with as few temporaries as the maths allows:
+                        // E[g²] = rho E[g²] + (1-rho) g²
                         let _ = a.g_mul_scalar_(rho);
-                        let _ = a.g_add_(&(g.square() * (1.0 - rho)));
-                        let update = (&*b + eps).sqrt() / (&*a + eps).sqrt() * &g;
+                        let gs = &g * (1.0 - rho).sqrt();
+                        let _ = a.addcmul_(&gs, &gs);
+                        // update = sqrt(E[dx²] + eps) / sqrt(E[g²] + eps) * g
+                        let mut update = (&*b + eps).sqrt_();
+                        let _ = update.g_div_(&(&*a + eps).sqrt_());
+                        let _ = update.g_mul_(&g);
+                        // E[dx²] = rho E[dx²] + (1-rho) update²
                         let _ = b.g_mul_scalar_(rho);
-                        let _ = b.g_add_(&(update.square() * (1.0 - rho)));
-                        let _ = p.g_sub_(&(update * lr));
+                        let us = &update * (1.0 - rho).sqrt();
+                        let _ = b.addcmul_(&us, &us);
+                        if lr != 1.0 {
+                            let _ = update.g_mul_scalar_(lr);
+                        }
+                        let _ = p.g_sub_(&update);
                     }
                     OptimizerKind::Adam => {
                         let (b1, b2) = (0.9f64, 0.999f64);
