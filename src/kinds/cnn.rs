@@ -3,7 +3,6 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use kimcnn_cnn_config::Config;
 use kimcnn_pipeline::{Job, StageError, StageKind};
 use kimcnn_report::RunResult;
 use serde_json::Value;
@@ -58,17 +57,6 @@ fn run_in_worker(kind: &str, job: &Job) -> Result<(), StageError> {
     Err(last.trim_start_matches("error: ").to_string().into())
 }
 
-/// The train stage's params: the CNN config plus `dataset` and `device`.
-fn train_config(params: &Value) -> Result<Config, String> {
-    let mut p = params.as_object().cloned().unwrap_or_default();
-    match p.remove("dataset") {
-        Some(Value::String(_)) => {}
-        _ => return Err("param `dataset` is required (a name for reports: mr, trec, ...)".into()),
-    }
-    p.remove("device");
-    Config::from_json(&Value::Object(p)).map_err(|e| format!("{e}"))
-}
-
 /// `train`: tokens + vocab + embeddings (+ tokenizer summary) -> model, history, summary.
 pub struct Train;
 
@@ -78,7 +66,7 @@ impl StageKind for Train {
     }
 
     fn outputs(&self, params: &Value, declared: &[String]) -> Result<Vec<String>, String> {
-        train_config(params)?;
+        kimcnn_cnn_config::train_params(params).map_err(|e| e.to_string())?;
         fixed_outputs("train", &["model", "history", "summary"], declared)
     }
 

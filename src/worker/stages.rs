@@ -4,7 +4,7 @@ use std::path::Path;
 
 use kimcnn_embed::Embeddings;
 use kimcnn_tokenize::TokensTable;
-use kimcnn_train::{Config, Dataset, SavedModel};
+use kimcnn_train::{Dataset, SavedModel};
 use kimcnn_vocab::Vocab;
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
@@ -29,20 +29,12 @@ pub fn run(kind: &str, job_file: Option<&str>) -> R<()> {
     }
 }
 
-/// The train stage's params: the CNN config plus `dataset` and `device`.
-pub fn split_params(params: &Value) -> R<(Config, String)> {
-    let mut p = params.as_object().cloned().unwrap_or_default();
-    let dataset = p.remove("dataset").and_then(|d| d.as_str().map(String::from)).ok_or("param `dataset` is required (a name for reports: mr, trec, ...)")?;
-    p.remove("device");
-    Ok((Config::from_json(&Value::Object(p)).map_err(s)?, dataset))
-}
-
 fn input<'a>(job: &'a WorkerJob, name: &str) -> R<&'a Path> {
     job.inputs.get(name).map(|p| p.as_path()).ok_or_else(|| format!("no input `{name}`"))
 }
 
 fn train(job: &WorkerJob, device: tch::Device) -> R<()> {
-    let (cfg, dataset) = split_params(&job.params)?;
+    let (cfg, dataset) = kimcnn_cnn_config::train_params(&job.params).map_err(s)?;
     let table = TokensTable::read(input(job, "tokens")?).map_err(s)?;
     let vocab_path = input(job, "vocab")?;
     let vocab = Vocab::read(vocab_path).map_err(s)?;

@@ -141,6 +141,19 @@ impl Config {
     }
 }
 
+/// A `train` stage's params: this config plus `dataset` (a name for
+/// reports) and `device` (where to run; not part of the config). Returns the
+/// config and the data set's name.
+pub fn train_params(params: &serde_json::Value) -> Result<(Config, String)> {
+    let mut p = params.as_object().cloned().unwrap_or_default();
+    let dataset = match p.remove("dataset") {
+        Some(serde_json::Value::String(d)) => d,
+        _ => return Err(ConfigError("param `dataset` is required (a name for reports: mr, trec, ...)".into())),
+    };
+    p.remove("device");
+    Ok((Config::from_json(&serde_json::Value::Object(p))?, dataset))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
