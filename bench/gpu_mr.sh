@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Kim's MR protocol (10 folds x 4 variants, and the unknown-word init
-# comparison) on the GPU machine, through the device tool, with
-# target/release/kimcnn{,-torch} and bench/out/gpu-mr carried. Metrics are
+# Kim's 10-fold protocol on the GPU machine, through the device tool, with
+# target/release/kimcnn{,-torch} and the project dir carried: bench/out/gpu-mr
+# (MR: 4 variants, and the unknown-word init comparison; the default) or
+# bench/out/gpu-subj (Subj: 4 variants), given as $1. The dirs hold the data
+# files, GloVe cut to the data set's words, and a pipeline.yaml. Metrics are
 # copied to $OUT as they finish, so a run cut short still reports.
 set -uo pipefail
 ROOT=$(pwd)
 export LD_LIBRARY_PATH="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib"
 BIN=$ROOT/target/release/kimcnn
-cd bench/out/gpu-mr
+cd "${1:-bench/out/gpu-mr}"
 rm -rf artifacts pipeline.lock
 start=$(date +%s)
 "$BIN" run --device cuda -j "${GPU_JOBS:-8}" > "$OUT/run.txt" 2>&1 &

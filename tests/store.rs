@@ -55,6 +55,7 @@ stages:
     assert_eq!(objects.len(), 1, "{objects:?}");
     assert_eq!(std::fs::read_to_string(&objects[0]).unwrap(), "first\n");
     assert!(!p.path().join("artifacts/out/slow").exists());
+    assert_eq!(std::fs::read_to_string(p.path().join("artifacts/out/first/out")).unwrap(), "first\n", "finished stages are linked at once");
     assert!(!p.read("pipeline.lock").contains("slow"));
     p.run(&["verify"]).ok();
 

@@ -181,6 +181,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                         if let Some(rec) = cached(store, &key, s)? {
                             let o = Outcome::Cached;
                             on(Event::Finished { stage: &s.name, outcome: &o });
+                            link_outputs(store, &s.name, &rec.outputs)?;
                             state[i] = State::Done(o, Some(Done { key, inputs, outputs: rec.outputs, fingerprint }));
                             continue;
                         }
@@ -239,6 +240,10 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                     (Outcome::Failed(format!("corrupt object(s) quarantined: {}", names.join(", "))), None)
                 }
             };
+            if let Some(d) = &done {
+                // Linked as soon as it is done: a run cut short keeps what it finished visible.
+                link_outputs(store, &s.name, &d.outputs)?;
+            }
             on(Event::Finished { stage: &s.name, outcome: &o });
             state[i] = State::Done(o, done);
         }
@@ -256,14 +261,16 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
         }
     }
     if !opts.dry_run {
-        for (i, d) in &finished {
-            for (out, id) in &d.outputs {
-                store.link(&plan.stages[*i].name, out, id)?;
-            }
-        }
         update_lock(plan, registry, store, &opts.lock_path, &finished)?;
     }
     Ok(summary)
+}
+
+fn link_outputs(store: &Store, stage: &str, outputs: &BTreeMap<String, ObjectId>) -> Result<()> {
+    for (out, id) in outputs {
+        store.link(stage, out, id)?;
+    }
+    Ok(())
 }
 
 fn placeholder_outputs(s: &Stage) -> BTreeMap<String, ObjectId> {
