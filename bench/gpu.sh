@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CUDA proof on the GPU machine (run through the device tool, with
+# CUDA proof on the GPU machine (prepare with bench/gpu_prepare.py; run through the device tool, with
 # target/release/kimcnn{,-torch} and bench/out/gpu carried): libtorch from
 # the machine's own torch, `kimcnn doctor`, then TREC with all four variants,
 # 25 epochs, on cuda; results and timings into $OUT.

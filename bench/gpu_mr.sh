@@ -2,7 +2,7 @@
 # Kim's 10-fold protocol on the GPU machine, through the device tool, with
 # target/release/kimcnn{,-torch} and the project dir carried: bench/out/gpu-mr
 # (MR: 4 variants, and the unknown-word init comparison; the default) or
-# bench/out/gpu-subj (Subj: 4 variants), given as $1. The dirs hold the data
+# bench/out/gpu-subj (Subj: 4 variants), given as $1, made by bench/gpu_prepare.py. They hold the data
 # files, GloVe cut to the data set's words, and a pipeline.yaml. Metrics are
 # copied to $OUT as they finish, so a run cut short still reports.
 set -uo pipefail
