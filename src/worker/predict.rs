@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use kimcnn_tokenize::Cleaner;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 use crate::stages::load_checked;
 
@@ -59,12 +59,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             })
             .collect();
         let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
-        let width = (longest + 2 * side).max(min_width);
-        let mut flat = vec![0i64; ids.len() * width];
-        for (b, row) in ids.iter().enumerate() {
-            flat[b * width + side..b * width + side + row.len()].copy_from_slice(row);
-        }
-        let x = Tensor::from_slice(&flat).view([ids.len() as i64, width as i64]).to(device);
+        let rows: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
+        let x = kimcnn_train::padded_batch(&rows, longest, side, min_width, device);
         let probs = tch::no_grad(|| saved.model.forward(&x, false).softmax(1, Kind::Float)).to_device(Device::Cpu).contiguous();
         let probs = Vec::<f32>::try_from(probs.view([-1])).map_err(|e| e.to_string())?;
         let k = saved.classes.len();

@@ -120,13 +120,8 @@ impl Dataset {
             Pad::Kim => self.max_len,
             Pad::Bucket => rows.iter().map(|&r| self.ids[r].len()).max().unwrap_or(0),
         };
-        let width = (longest + 2 * side).max(min_width);
-        let mut flat = vec![0i64; rows.len() * width];
-        for (b, &r) in rows.iter().enumerate() {
-            let ids = &self.ids[r];
-            flat[b * width + side..b * width + side + ids.len()].copy_from_slice(ids);
-        }
-        Tensor::from_slice(&flat).view([rows.len() as i64, width as i64]).to(device)
+        let ids: Vec<&[i64]> = rows.iter().map(|&r| self.ids[r].as_slice()).collect();
+        padded_batch(&ids, longest, side, min_width, device)
     }
 
     pub fn label_tensor(&self, rows: &[usize], device: Device) -> Tensor {
@@ -155,4 +150,15 @@ impl Dataset {
             }
         }
     }
+}
+
+/// Token ids as a [B, L] tensor: `side` zero pads on the left, zeros on the
+/// right up to `longest + side` (at least `min_width`, the widest filter).
+pub fn padded_batch(ids: &[&[i64]], longest: usize, side: usize, min_width: usize, device: Device) -> Tensor {
+    let width = (longest + 2 * side).max(min_width);
+    let mut flat = vec![0i64; ids.len() * width];
+    for (b, row) in ids.iter().enumerate() {
+        flat[b * width + side..b * width + side + row.len()].copy_from_slice(row);
+    }
+    Tensor::from_slice(&flat).view([ids.len() as i64, width as i64]).to(device)
 }

@@ -23,7 +23,7 @@ mod optim;
 mod train;
 
 pub use kimcnn_cnn_config::{Config, ConfigError, OptimizerKind, Pad, Variant};
-pub use data::Dataset;
+pub use data::{padded_batch, Dataset};
 pub use eval::{evaluate, Metrics, Prediction};
 pub use io::{load_model, read_history, save_model, write_history, write_predictions, SavedModel};
 pub use model::KimCnn;
