@@ -111,17 +111,17 @@ impl StageKind for Evaluate {
     }
 }
 
-/// `aggregate`: every `metrics.*` input -> results (parquet) + table (Markdown).
+/// `aggregate`: every `metrics.*` input -> results (parquet), table (Markdown), plot (SVG).
 pub struct Aggregate;
 
 impl StageKind for Aggregate {
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn outputs(&self, params: &Value, declared: &[String]) -> Result<Vec<String>, String> {
         super::Params::new(params, &[])?;
-        fixed_outputs("aggregate", &["results", "table"], declared)
+        fixed_outputs("aggregate", &["results", "table", "plot"], declared)
     }
 
     fn check_inputs(&self, _: &Value, inputs: &[&str]) -> Result<(), String> {
@@ -139,6 +139,7 @@ impl StageKind for Aggregate {
         }
         kimcnn_report::write_results(&job.outputs["results"], &rows)?;
         std::fs::write(&job.outputs["table"], kimcnn_report::kim_table(&rows))?;
+        kimcnn_report::plot(&job.outputs["plot"], &rows)?;
         Ok(())
     }
 }

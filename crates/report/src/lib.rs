@@ -2,7 +2,7 @@
 //! (folds, seeds, variants, data sets) into `results.parquet` (one row per
 //! run) and a Markdown table in the layout of Kim's Table 2 (data set x
 //! variant: mean, standard deviation, n), with Kim's published figure beside
-//! each cell.
+//! each cell, and `results.svg`, the same as box plots.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,6 +13,9 @@ use arrow::array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray,
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
+
+mod plot;
+pub use plot::plot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -73,6 +76,17 @@ pub fn kim_2014(dataset: &str, variant: &str) -> Option<f64> {
 const VARIANTS: [&str; 4] = ["rand", "static", "non-static", "multichannel"];
 const DATASETS: [&str; 6] = ["mr", "sst1", "sst2", "subj", "trec", "nsmc"];
 
+/// The data sets the rows hold: Kim's order, then any others in order of appearance.
+fn datasets_of(rows: &[RunResult]) -> Vec<&str> {
+    let mut datasets: Vec<&str> = DATASETS.iter().copied().filter(|d| rows.iter().any(|r| r.dataset == *d)).collect();
+    for r in rows {
+        if !datasets.contains(&r.dataset.as_str()) {
+            datasets.push(&r.dataset);
+        }
+    }
+    datasets
+}
+
 /// Mean and sample standard deviation.
 pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
@@ -85,12 +99,7 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 /// `mean ± sd (n)` in %, then Kim's figure. Rows grouped further by pad and
 /// init when the results hold more than one of them.
 pub fn kim_table(rows: &[RunResult]) -> String {
-    let mut datasets: Vec<&str> = DATASETS.iter().copied().filter(|d| rows.iter().any(|r| r.dataset == *d)).collect();
-    for r in rows {
-        if !datasets.contains(&r.dataset.as_str()) {
-            datasets.push(&r.dataset);
-        }
-    }
+    let datasets = datasets_of(rows);
     let mut groups: BTreeMap<(String, String), Vec<&RunResult>> = BTreeMap::new();
     for r in rows {
         groups.entry((r.pad.clone(), r.init.clone())).or_default().push(r);
