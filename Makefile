@@ -13,7 +13,9 @@ CARGO_TARGET_DIR ?= target
 BIN := $(CARGO_TARGET_DIR)/release/kimcnn
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build test bench data status paper clean
+S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
+
+.PHONY: all setup build test bench accuracy data status paper clean
 
 ## all: set up, build, and run the default pipeline
 all: build
@@ -45,9 +47,18 @@ $(CARGO_CONFIG): $(TORCH_STAMP)
 build: setup
 	cargo build --release --workspace --bins
 
-## test: the whole suite (unit tests of every crate, end-to-end tests of the binary)
-test: setup
-	cargo test --workspace
+# The S3-compatible server the remote tests start on loopback (s3s-fs, from crates.io; once per user).
+$(S3_SERVER):
+	@mkdir -p $(CACHE_DIR)
+	@flock $(CACHE_DIR)/.install.lock bash -c '\
+	  set -e; \
+	  if [ -x $(S3_SERVER) ]; then exit 0; fi; \
+	  echo "installing s3s-fs (an S3 server for the remote tests) into $(CACHE_DIR)/s3s-tools"; \
+	  cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root $(CACHE_DIR)/s3s-tools'
+
+## test: the whole suite (unit tests of every crate, end-to-end tests of the binary, remotes against a real S3 server)
+test: setup $(S3_SERVER)
+	KIMCNN_S3S_FS=$(S3_SERVER) cargo test --workspace
 
 ## paper: Kim's full protocol: MR and Subj 10-fold CV, TREC, SST-1, SST-2, NSMC non-static, 25 epochs
 ## (93 trainings; many hours on 2 cores; reuses everything `make all` computed)
@@ -62,8 +73,14 @@ status: build
 	$(BIN) status
 
 ## bench: benchmarks; results in bench/out/ and BENCHMARKS.md
-bench: build
-	bash bench/run.sh
+bench: build $(S3_SERVER)
+	S3_SERVER=$(S3_SERVER) bash bench/run.sh
+
+## accuracy: kimcnn vs the reference PyTorch implementation on its exact splits, and fastText (hours on 2 cores)
+accuracy: build
+	@$(VENV)/bin/python -c "import numpy, pandas, fasttext" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check numpy pandas fasttext
+	@mkdir -p bench/out
+	$(VENV)/bin/python bench/accuracy.py --kimcnn $(BIN) --shared ../shared --work $$(mktemp -d) --out bench/out/accuracy
 
 clean:
 	cargo clean

@@ -7,6 +7,7 @@
 mod job;
 mod kinds;
 mod models;
+mod share;
 mod show;
 mod ui;
 
@@ -33,7 +34,9 @@ use kimcnn_store::{Lockfile, Store};
         kimcnn run train.mr.static.fold3    rerun one stage (and what it needs)\n  \
         kimcnn run --set train.epochs=10    change a param for this run\n  \
         kimcnn status                       what is stale, and why\n  \
-        kimcnn dag --format mermaid         the graph"
+        kimcnn dag --format mermaid         the graph\n  \
+        kimcnn push / kimcnn pull           share artifacts through a remote\n  \
+        kimcnn run --pull                   restore stages a teammate pushed instead of computing them"
 )]
 struct Cli {
     /// The pipeline file; its directory is the project directory.
@@ -73,6 +76,41 @@ enum Command {
         /// Device for training and evaluation: auto, cpu, cuda or cuda:N (overrides the stages' `device`).
         #[arg(long)]
         device: Option<String>,
+        /// Before computing a stage, restore it from the remote if a teammate pushed it.
+        #[arg(long)]
+        pull: bool,
+        /// The remote for --pull [default: `default_remote`, or the only one declared].
+        #[arg(long, requires = "pull")]
+        remote: Option<String>,
+    },
+    /// Upload the objects and run records pipeline.lock names (or the named stages') to a remote.
+    #[command(long_about = "Upload the objects and run records pipeline.lock names (or the named stages') to a remote.\n\n\
+        Only what the remote lacks is sent (one existence check per object, no bucket listing), in parallel. \
+        A run record is published only after all of its objects are on the remote, so nobody pulls a half-pushed \
+        result; an interrupted push is finished by pushing again.\n\n\
+        Remotes are declared in pipeline.yaml or .kimcnn/config (git-ignored):\n  \
+        remotes:\n    team: {url: s3://bucket/prefix}          # S3 (credentials: AWS_* environment)\n    \
+        lab: {url: s3://b/p, endpoint: http://minio:9000}   # S3-compatible server\n    \
+        nfs: {url: /mnt/share/kimcnn}              # a directory\n  \
+        default_remote: team                          # .kimcnn/config only")]
+    Push {
+        /// Stage names, groups or globs from pipeline.lock; none: every stage.
+        stages: Vec<String>,
+        /// The remote [default: `default_remote`, or the only one declared].
+        #[arg(long)]
+        remote: Option<String>,
+    },
+    /// Download the objects and run records pipeline.lock names (or the named stages') from a remote.
+    #[command(long_about = "Download the objects and run records pipeline.lock names (or the named stages') from a remote.\n\n\
+        Every object is re-hashed as it arrives and kept only if its bytes hash to its name; a corrupt or \
+        tampered object is refused and named. Run records are checked for plain names (nothing from a remote \
+        can write outside the store). Afterwards `kimcnn status` shows the pulled stages up to date and \
+        artifacts/out/ links them.")]
+    Pull {
+        /// Stage names, groups or globs from pipeline.lock; none: every stage.
+        stages: Vec<String>,
+        #[arg(long)]
+        remote: Option<String>,
     },
     /// Show which stages are stale and why (a changed param, input or file).
     Status {
@@ -111,6 +149,15 @@ enum Command {
         /// Also drop run records of stages not in pipeline.lock (old params, old code), and their objects.
         #[arg(long)]
         workspace: bool,
+        /// Collect garbage on this remote instead: remove records and objects no kept lock needs.
+        #[arg(long)]
+        remote: Option<String>,
+        /// With --remote: keep what pipeline.lock at this git ref needs (repeatable).
+        #[arg(long = "ref", value_name = "REF", requires = "remote")]
+        refs: Vec<String>,
+        /// With --remote: keep what this lock file needs (repeatable) [default, with no --ref: ./pipeline.lock].
+        #[arg(long = "lock", value_name = "FILE", requires = "remote")]
+        locks: Vec<PathBuf>,
     },
     /// Print the BLAKE3 hash of files (as b3sum does), the store's object names.
     Hash { files: Vec<PathBuf> },
@@ -226,7 +273,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let project = Project::open(&cli)?;
     match cli.command {
-        Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose, device } => {
+        Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose, device, pull, remote } => {
             let t0 = Instant::now();
             if let Some(d) = device {
                 // Read by the train/evaluate kinds; not part of cache keys (results are the same model, up to numerics).
@@ -240,6 +287,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 dry_run,
                 jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
                 lock_path: project.lock_path(),
+                pull: match pull {
+                    true => Some(std::sync::Arc::new(share::RemoteFetch(share::open(&project, remote.as_deref())?))),
+                    false => None,
+                },
             };
             let display = ui::RunDisplay::new(verbose);
             let result = kimcnn_pipeline::run(&plan, &project.registry, &project.env, &opts, &|e| display.event(e));
@@ -252,7 +303,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let verb = if dry_run { "would run" } else { "ran" };
             let ran = summary.count(|o| matches!(o, O::Ran { .. } | O::WouldRun));
             let cached = summary.count(|o| matches!(o, O::Cached | O::CachedByOther));
-            ui::line(&format!("{ran} {verb}, {cached} cached ({:.2} s)", t0.elapsed().as_secs_f64()));
+            let pulled = summary.count(|o| matches!(o, O::Pulled));
+            let pulled = if pull { format!(", {pulled} pulled") } else { String::new() };
+            ui::line(&format!("{ran} {verb}, {cached} cached{pulled} ({:.2} s)", t0.elapsed().as_secs_f64()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { all, sets } => {
@@ -300,7 +353,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let lock = Lockfile::read(&project.lock_path())?;
             models::export(&project.env.store, &lock, &model, &dir)
         }
-        Command::Gc { dry_run, workspace } => gc(&project, dry_run, workspace),
+        Command::Gc { dry_run, remote: Some(r), refs, locks, .. } => share::gc_remote(&project, &r, dry_run, &refs, &locks),
+        Command::Gc { dry_run, workspace, .. } => gc(&project, dry_run, workspace),
+        Command::Push { stages, remote } => share::push(&project, remote.as_deref(), &stages),
+        Command::Pull { stages, remote } => share::pull(&project, remote.as_deref(), &stages),
         Command::Hash { .. } | Command::Doctor => unreachable!("handled above"),
     }
 }

@@ -47,6 +47,33 @@ pub fn bytes_progress(pb: &ProgressBar, done: u64, total: Option<u64>) {
     pb.set_position(done);
 }
 
+/// A transfer's progress (push, pull) as a bytes bar with an object count.
+pub struct TransferBar(Mutex<Option<ProgressBar>>);
+
+impl TransferBar {
+    pub fn new() -> TransferBar {
+        TransferBar(Mutex::new(None))
+    }
+}
+
+impl kimcnn_remote::Progress for TransferBar {
+    fn start(&self, what: &str, objects: usize, bytes: u64) {
+        let pb = bytes_bar(&format!("{what} {objects} objects"));
+        pb.set_length(bytes);
+        *self.0.lock().expect("ui lock") = Some(pb);
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(pb) = self.0.lock().expect("ui lock").as_ref() {
+            pb.inc(bytes);
+        }
+    }
+    fn finish(&self) {
+        if let Some(pb) = self.0.lock().expect("ui lock").take() {
+            pb.finish_and_clear();
+        }
+    }
+}
+
 /// A bar over a training run's epochs.
 pub fn epoch_bar(label: &str, epochs: u64) -> ProgressBar {
     let pb = multi().add(ProgressBar::new(epochs));
@@ -112,6 +139,7 @@ impl RunDisplay {
                 let text = match outcome {
                     Outcome::Ran { seconds } => Some(format!("ran        {stage}  ({seconds:.2} s)")),
                     Outcome::CachedByOther => Some(format!("cached     {stage}  (computed by another kimcnn meanwhile)")),
+                    Outcome::Pulled => Some(format!("pulled     {stage}")),
                     Outcome::WouldRun => Some(format!("would run  {stage}")),
                     Outcome::Failed(m) => Some(format!("failed     {stage}: {m}")),
                     Outcome::Cached if self.verbose => Some(format!("cached     {stage}")),

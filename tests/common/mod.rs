@@ -140,3 +140,51 @@ stages:
     outputs: [out]
     with: { cmd: 'echo side > "$OUT_out"' }
 "#;
+
+/// A real S3-compatible server (s3s-fs, installed by `make test`) on a free
+/// loopback port, serving buckets from a temp directory; killed on drop.
+pub struct S3Server {
+    pub root: tempfile::TempDir,
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+pub const S3_KEY: &str = "kimcnn-test-key";
+pub const S3_SECRET: &str = "kimcnn-test-secret-0123456789";
+
+impl S3Server {
+    pub fn start(buckets: &[&str]) -> S3Server {
+        let exe = std::env::var_os("KIMCNN_S3S_FS").map(PathBuf::from).unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+            cache.join("kimcnn/s3s-tools/bin/s3s-fs")
+        });
+        assert!(exe.is_file(), "{} missing: `make test` installs it (or set KIMCNN_S3S_FS)", exe.display());
+        let root = tempfile::tempdir().expect("tempdir");
+        for b in buckets {
+            std::fs::create_dir(root.path().join(b)).expect("bucket dir");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().unwrap().port();
+        let child = Command::new(&exe)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", S3_KEY, "--secret-key", S3_SECRET])
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t0.elapsed().as_secs() < 20, "s3s-fs did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        S3Server { root, endpoint: format!("http://127.0.0.1:{port}"), child }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

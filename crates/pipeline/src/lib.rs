@@ -23,8 +23,8 @@ mod status;
 
 pub use error::PipelineError;
 pub use kind::{Env, Job, Registry, StageError, StageKind};
-pub use plan::{Plan, Stage};
-pub use run::{cache_key, run, Event, Outcome, RunOptions, RunSummary};
+pub use plan::{selects, Plan, Stage};
+pub use run::{cache_key, run, Event, Fetch, Outcome, RunOptions, RunSummary};
 pub use status::{status, Reason, StageState, StageStatus};
 
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;

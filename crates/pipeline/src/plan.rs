@@ -256,6 +256,12 @@ fn valid_name(s: &str) -> bool {
         && !s.contains("..")
 }
 
+/// Whether a stage name is selected by a target: the name itself, a group
+/// (`train.mr` selects `train.mr.static.fold3`) or a glob (`train.*.rand`).
+pub fn selects(target: &str, name: &str) -> bool {
+    target == name || name.strip_prefix(target).is_some_and(|r| r.starts_with('.')) || glob(target, name)
+}
+
 fn glob(pat: &str, s: &str) -> bool {
     if !pat.contains('*') {
         return false;

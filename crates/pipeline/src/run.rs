@@ -8,6 +8,13 @@ use serde_json::{json, Value};
 
 use crate::{Env, Job, Plan, PipelineError, Registry, Result, Stage};
 
+/// Restores a run computed elsewhere (a teammate's remote) into the store.
+pub trait Fetch: Send + Sync + std::fmt::Debug {
+    /// `Ok(true)` when the record for `key` and all its objects are now in
+    /// the store; `Ok(false)` when the other side does not have it.
+    fn fetch(&self, store: &Store, key: &ObjectId) -> std::result::Result<bool, String>;
+}
+
 /// How a `kimcnn run` goes.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -23,6 +30,8 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Where pipeline.lock lives.
     pub lock_path: PathBuf,
+    /// Before computing a stage, look its key up here (`run --pull`).
+    pub pull: Option<std::sync::Arc<dyn Fetch>>,
 }
 
 /// What happened to one stage.
@@ -34,6 +43,8 @@ pub enum Outcome {
     Cached,
     /// Another process computed it while this one waited for the key lock.
     CachedByOther,
+    /// Restored from the remote (`run --pull`).
+    Pulled,
     /// Dry run: would be computed.
     WouldRun,
     Failed(String),
@@ -129,7 +140,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
     let mut summary = RunSummary::default();
     on(Event::Planned { total: selected.iter().filter(|&&s| s).count() });
 
-    let (tx, rx) = mpsc::channel::<(usize, std::result::Result<Done, WorkError>, f64, bool)>();
+    let (tx, rx) = mpsc::channel::<(usize, std::result::Result<Done, WorkError>, f64, Via)>();
     let mut free = jobs;
     let mut running = 0usize;
 
@@ -216,23 +227,27 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                 let tx = tx.clone();
                 let forced = opts.force && named[i];
                 let kind = registry[&s.kind].clone();
+                let pull = if forced { None } else { opts.pull.as_deref() };
                 scope.spawn(move || {
                     let t0 = Instant::now();
-                    let (res, by_other) = work(s, kind.as_ref(), env, key, inputs, fingerprint, need, forced);
-                    let _ = tx.send((i, res, t0.elapsed().as_secs_f64(), by_other));
+                    let (res, via) = work(s, kind.as_ref(), env, key, inputs, fingerprint, need, forced, pull);
+                    let _ = tx.send((i, res, t0.elapsed().as_secs_f64(), via));
                 });
             }
 
             if running == 0 {
                 break;
             }
-            let (i, res, seconds, by_other) = rx.recv().expect("workers report");
+            let (i, res, seconds, via) = rx.recv().expect("workers report");
             running -= 1;
             free += plan.stages[i].threads.min(jobs);
             let s = &plan.stages[i];
             let (o, done) = match res {
-                Ok(d) if by_other => (Outcome::CachedByOther, Some(d)),
-                Ok(d) => (Outcome::Ran { seconds }, Some(d)),
+                Ok(d) => match via {
+                    Via::Other => (Outcome::CachedByOther, Some(d)),
+                    Via::Pulled => (Outcome::Pulled, Some(d)),
+                    Via::Computed => (Outcome::Ran { seconds }, Some(d)),
+                },
                 Err(WorkError::Failed(m)) => (Outcome::Failed(m), None),
                 Err(WorkError::Corrupt(objs)) => {
                     let names: Vec<String> = objs.iter().map(|(n, id)| format!("input `{n}` ({})", id.short())).collect();
@@ -284,8 +299,16 @@ fn cached(store: &Store, key: &ObjectId, s: &Stage) -> Result<Option<RunRecord>>
     Ok(complete.then_some(rec))
 }
 
-/// Computes one stage under its key lock. Returns (result, computed by
-/// another process meanwhile).
+/// Where a finished stage's outputs came from.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Computed,
+    /// Another process computed it while this one waited for the key lock.
+    Other,
+    Pulled,
+}
+
+/// Computes one stage under its key lock (or restores it from `pull`).
 #[allow(clippy::too_many_arguments)]
 fn work(
     s: &Stage,
@@ -296,18 +319,26 @@ fn work(
     fingerprint: Option<String>,
     threads: usize,
     forced: bool,
-) -> (std::result::Result<Done, WorkError>, bool) {
+    pull: Option<&dyn Fetch>,
+) -> (std::result::Result<Done, WorkError>, Via) {
     let store = &env.store;
-    let fail = |m: String| (Err(WorkError::Failed(m)), false);
+    let fail = |m: String| (Err(WorkError::Failed(m)), Via::Computed);
     let _lock = match store.lock_key(key.as_str()) {
         Ok(l) => l,
         Err(e) => return fail(e.to_string()),
     };
     if !forced {
         match cached(store, &key, s) {
-            Ok(Some(rec)) => return (Ok(Done { key, inputs, outputs: rec.outputs, fingerprint }), true),
+            Ok(Some(rec)) => return (Ok(Done { key, inputs, outputs: rec.outputs, fingerprint }), Via::Other),
             Ok(None) => {}
             Err(e) => return fail(e.to_string()),
+        }
+    }
+    if let Some(f) = pull {
+        match f.fetch(store, &key).and_then(|found| if found { cached(store, &key, s).map_err(|e| e.to_string()) } else { Ok(None) }) {
+            Ok(Some(rec)) => return (Ok(Done { key, inputs, outputs: rec.outputs, fingerprint }), Via::Pulled),
+            Ok(None) => {}
+            Err(e) => return fail(e),
         }
     }
     if let Err(e) = store.clear_scratch(key.as_str()) {
@@ -327,7 +358,7 @@ fn work(
         }
     }
     if !corrupt.is_empty() {
-        return (Err(WorkError::Corrupt(corrupt)), false);
+        return (Err(WorkError::Corrupt(corrupt)), Via::Computed);
     }
     let scratch = match store.scratch(key.as_str()) {
         Ok(d) => d,
@@ -379,7 +410,7 @@ fn work(
     if let Err(e) = store.write_run(&rec) {
         return fail(e.to_string());
     }
-    (Ok(Done { key, inputs, outputs, fingerprint }), false)
+    (Ok(Done { key, inputs, outputs, fingerprint }), Via::Computed)
 }
 
 /// Read-modify-write of pipeline.lock under a store-wide lock: entries of

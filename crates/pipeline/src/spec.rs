@@ -25,6 +25,10 @@ pub struct RawPipeline {
     #[serde(default)]
     pub params: serde_yaml::Mapping,
     pub stages: IndexMap<String, RawStage>,
+    /// Where artifacts are shared (`kimcnn push/pull`); read by the binary,
+    /// not by the runner.
+    #[serde(default)]
+    pub remotes: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

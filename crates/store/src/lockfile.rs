@@ -42,7 +42,12 @@ impl Lockfile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lockfile { schema: 1, ..Default::default() }),
             Err(e) => return Err(StoreError::Io { path: path.to_path_buf(), source: e }),
         };
-        serde_yaml::from_str(&text).map_err(|e| StoreError::BadLock { path: path.to_path_buf(), message: e.to_string() })
+        Lockfile::parse(&text, path)
+    }
+
+    /// Parses a lock's text; `path` names it in errors (`main:pipeline.lock`, say).
+    pub fn parse(text: &str, path: &Path) -> Result<Lockfile> {
+        serde_yaml::from_str(text).map_err(|e| StoreError::BadLock { path: path.to_path_buf(), message: e.to_string() })
     }
 
     /// Writes the lock atomically, only if its content changed.

@@ -64,6 +64,7 @@ impl Fixture {
             dry_run: false,
             jobs: 2,
             lock_path: self.dir.path().join("pipeline.lock"),
+            pull: None,
         }
     }
 
