@@ -16,6 +16,10 @@ if [ ! -x "$CACHE/bench-venv/bin/dvc" ]; then
   python3 -m venv "$CACHE/bench-venv"
   "$CACHE/bench-venv/bin/pip" install --quiet --disable-pip-version-check dvc
 fi
+if [ ! -x "$CACHE/bench-venv/bin/aws" ]; then
+  echo "installing the aws CLI (baseline) into $CACHE/bench-venv"
+  "$CACHE/bench-venv/bin/pip" install --quiet --disable-pip-version-check awscli
+fi
 if [ ! -x "$CACHE/bench-tools/bin/b3sum" ]; then
   echo "installing b3sum (baseline) into $CACHE/bench-tools"
   cargo install --quiet b3sum --root "$CACHE/bench-tools"
@@ -51,3 +55,11 @@ python3 "$ROOT/bench/train.py" \
   --work "$WORK" \
   --out "$OUT/train" \
   --epochs "${TRAIN_BENCH_EPOCHS:-3}"
+
+# Push and pull to a local S3 server (s3s-fs), against `aws s3 sync` of the same files.
+python3 "$ROOT/bench/remote.py" \
+  --kimcnn "$BIN" \
+  --server "${S3_SERVER:-$CACHE/s3s-tools/bin/s3s-fs}" \
+  --aws "$CACHE/bench-venv/bin/aws" \
+  --work "$WORK" \
+  --out "$OUT/remote"
