@@ -239,3 +239,40 @@ fn bad_remotes_fail_with_one_clear_line_and_leave_the_store_alone() {
     s3(&b, &["pull"]).ok();
     assert_eq!(b.read("artifacts/out/three/out"), "HELLO");
 }
+
+#[test]
+fn a_push_killed_midway_publishes_no_half_result_and_the_next_push_finishes_it() {
+    let server = S3Server::start(&["team"]);
+    let pipe = r#"
+stages:
+  big:
+    uses: exec
+    matrix: { n: [1, 2, 3] }
+    outputs: [data, tag]
+    with: { cmd: 'head -c 30000000 /dev/urandom > "$OUT_data"; echo ${n} > "$OUT_tag"' }
+"#;
+    let a = clone_of(pipe, &s3_config(&server, "team"));
+    a.run(&["run"]).ok();
+    let mut c = a.cmd(&["push"]);
+    c.env("AWS_ACCESS_KEY_ID", S3_KEY).env("AWS_SECRET_ACCESS_KEY", S3_SECRET);
+    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    // Whatever was published names only objects that are complete on the remote.
+    let runs = server.root.path().join("team/kimcnn/runs");
+    for rec in std::fs::read_dir(&runs).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default() {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(rec.path()).unwrap()).unwrap();
+        for id in v["outputs"].as_object().unwrap().values() {
+            let id = id.as_str().unwrap();
+            let bytes = std::fs::read(remote_object(server.root.path(), id)).expect("a published record's object is there");
+            assert_eq!(blake3::hash(&bytes).to_hex().as_str(), id, "and complete");
+        }
+    }
+    let r = s3(&a, &["push"]).ok();
+    assert!(r.stdout.contains("run records to `team`"), "{}", r.stdout);
+    let b = clone_of(pipe, &s3_config(&server, "team"));
+    b.write("pipeline.lock", &a.read("pipeline.lock"));
+    s3(&b, &["pull"]).ok();
+    assert_eq!(outputs(&a), outputs(&b));
+}
