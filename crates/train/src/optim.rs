@@ -20,14 +20,14 @@ impl Optimizer {
         Optimizer { kind: cfg.optimizer, lr: cfg.lr(), rho: cfg.rho, eps: cfg.eps, state, step: 0 }
     }
 
-    pub fn step(&mut self, params: &[Tensor]) {
+    /// One update of `params` with their gradients `grads` (undefined: no gradient, skipped).
+    pub fn step(&mut self, params: &[Tensor], grads: &[Tensor]) {
         self.step += 1;
         let (lr, rho, eps) = (self.lr, self.rho, self.eps);
         let kind = self.kind;
         let t = self.step;
         tch::no_grad(|| {
-            for (p, (a, b)) in params.iter().zip(self.state.iter_mut()) {
-                let g = p.grad();
+            for ((p, g), (a, b)) in params.iter().zip(grads).zip(self.state.iter_mut()) {
                 if !g.defined() {
                     continue;
                 }
@@ -37,12 +37,12 @@ impl Optimizer {
                         // In place, with as few temporaries as the maths allows:
                         // E[g²] = rho E[g²] + (1-rho) g²
                         let _ = a.g_mul_scalar_(rho);
-                        let gs = &g * (1.0 - rho).sqrt();
+                        let gs = g * (1.0 - rho).sqrt();
                         let _ = a.addcmul_(&gs, &gs);
                         // update = sqrt(E[dx²] + eps) / sqrt(E[g²] + eps) * g
                         let mut update = (&*b + eps).sqrt_();
                         let _ = update.g_div_(&(&*a + eps).sqrt_());
-                        let _ = update.g_mul_(&g);
+                        let _ = update.g_mul_(g);
                         // E[dx²] = rho E[dx²] + (1-rho) update²
                         let _ = b.g_mul_scalar_(rho);
                         let us = &update * (1.0 - rho).sqrt();
@@ -55,7 +55,7 @@ impl Optimizer {
                     OptimizerKind::Adam => {
                         let (b1, b2) = (0.9f64, 0.999f64);
                         let _ = a.g_mul_scalar_(b1);
-                        let _ = a.g_add_(&(&g * (1.0 - b1)));
+                        let _ = a.g_add_(&(g * (1.0 - b1)));
                         let _ = b.g_mul_scalar_(b2);
                         let _ = b.g_add_(&(g.square() * (1.0 - b2)));
                         let mhat = &*a / (1.0 - b1.powi(t));
@@ -63,7 +63,7 @@ impl Optimizer {
                         let _ = p.g_sub_(&(mhat / (vhat.sqrt() + 1e-8) * lr));
                     }
                     OptimizerKind::Sgd => {
-                        let _ = p.g_sub_(&(&g * lr));
+                        let _ = p.g_sub_(&(g * lr));
                     }
                 }
             }
@@ -71,17 +71,10 @@ impl Optimizer {
     }
 }
 
-pub(crate) fn zero_grad(params: &[Tensor]) {
-    for p in params {
-        let mut p = p.shallow_clone();
-        p.zero_grad();
-    }
-}
-
 /// Scales all gradients so their joint l2 norm is at most `max`; returns the norm before.
-pub(crate) fn clip_grad_norm(params: &[Tensor], max: f64) -> f64 {
+pub(crate) fn clip_grad_norm(grads: &[Tensor], max: f64) -> f64 {
     tch::no_grad(|| {
-        let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect();
+        let grads: Vec<Tensor> = grads.iter().filter(|g| g.defined()).map(|g| g.shallow_clone()).collect();
         let total: f64 = grads.iter().map(|g| g.square().sum(tch::Kind::Double).double_value(&[])).sum::<f64>().sqrt();
         if total > max {
             let s = max / (total + 1e-6);

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::optim::{clip_grad_norm, zero_grad, Optimizer};
+use crate::optim::{clip_grad_norm, Optimizer};
 use crate::{Config, Dataset, KimCnn, Result, TrainError, Variant};
 
 /// One row of `history.parquet`.
@@ -69,12 +69,13 @@ pub fn train(data: &Dataset, init: &Tensor, rand_a: f64, cfg: &Config, device: D
             if !value.is_finite() {
                 return Err(TrainError::NonFinite { epoch, batch: b + 1, value });
             }
-            zero_grad(&params);
-            loss.backward();
+            // Fresh gradients each step (as PyTorch's zero_grad(set_to_none=True)):
+            // nothing accumulates in .grad, so nothing needs zeroing.
+            let grads = Tensor::f_run_backward(&[&loss], &params, false, false)?;
             if cfg.clip > 0.0 {
-                clip_grad_norm(&params, cfg.clip);
+                clip_grad_norm(&grads, cfg.clip);
             }
-            opt.step(&params);
+            opt.step(&params, &grads);
             if cfg.max_norm > 0.0 {
                 model.apply_max_norm(cfg.max_norm);
             }
