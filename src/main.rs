@@ -147,7 +147,7 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Also drop run records of stages not in pipeline.lock (old params, old code), and their objects.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "remote")]
         workspace: bool,
         /// Collect garbage on this remote instead: remove records and objects no kept lock needs.
         #[arg(long)]

@@ -20,6 +20,13 @@ pub fn describe(path: &Path, rows: usize) -> Result<String, String> {
         return parquet_summary(path, rows);
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.starts_with(b"<svg") {
+        let dims = |k: &str| {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+            text.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).map(String::from).unwrap_or_default()
+        };
+        return Ok(format!("SVG image, {} x {} px: open it in a browser or image viewer", dims("width"), dims("height")));
+    }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
         return Ok(serde_json::to_string_pretty(&v).unwrap_or_default());
     }

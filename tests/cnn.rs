@@ -79,6 +79,7 @@ fn train_evaluate_aggregate_predict_and_models() {
     let plot = std::fs::read_to_string(p.path().join("artifacts/out/results/plot")).unwrap();
     assert!(plot.starts_with("<svg") && plot.contains("\nTOY\n") && plot.contains("\nmultichannel\n"), "{plot}");
     let r = p.run(&["show", "results"]).ok();
+    assert!(r.stdout.contains("SVG image, ") && !r.stdout.contains("<svg"), "{}", r.stdout);
     assert!(r.stdout.contains("parquet, 4 rows") && r.stdout.contains("columns: dataset (Utf8), variant (Utf8), fold (Int32), seed (UInt64), accuracy (Float64), macro_f1 (Float64), epochs (UInt32), best_epoch (UInt32), pad (Utf8), init (Utf8)"), "{}", r.stdout);
 
     // predict: arguments, stdin, JSON, and the notes for odd sentences.
