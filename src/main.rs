@@ -70,7 +70,7 @@ enum Command {
         /// Thread budget; independent stages run in parallel while their threads fit [default: cores].
         #[arg(short, long)]
         jobs: Option<usize>,
-        /// Also list stages restored from the cache.
+        /// Also list stages restored from the cache, and (without a terminal) a line per training epoch.
         #[arg(short, long)]
         verbose: bool,
         /// Device for training and evaluation: auto, cpu, cuda or cuda:N (overrides the stages' `device`).
@@ -292,6 +292,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                     false => None,
                 },
             };
+            ui::LOG_EPOCHS.store(verbose, std::sync::atomic::Ordering::Relaxed);
             let display = ui::RunDisplay::new(verbose);
             let result = kimcnn_pipeline::run(&plan, &project.registry, &project.env, &opts, &|e| display.event(e));
             display.finish();

@@ -82,14 +82,22 @@ pub fn epoch_bar(label: &str, epochs: u64) -> ProgressBar {
     pb
 }
 
+/// Set by `run -v`: without a terminal (a log, CI), print a line per epoch instead of a bar.
+pub static LOG_EPOCHS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn epoch_progress(pb: &ProgressBar, e: &serde_json::Value) {
-    pb.set_position(e["epoch"].as_u64().unwrap_or(0));
-    pb.set_message(format!(
+    let epoch = e["epoch"].as_u64().unwrap_or(0);
+    pb.set_position(epoch);
+    let msg = format!(
         "loss {:.4}  dev {:.1}%  {:.0} sent/s",
         e["train_loss"].as_f64().unwrap_or(0.0),
         100.0 * e["dev_accuracy"].as_f64().unwrap_or(0.0),
         e["sentences_per_s"].as_f64().unwrap_or(0.0)
-    ));
+    );
+    if multi().is_hidden() && LOG_EPOCHS.load(std::sync::atomic::Ordering::Relaxed) {
+        line(&format!("epoch      {}  {epoch}/{}  {msg}", pb.prefix(), pb.length().unwrap_or(0)));
+    }
+    pb.set_message(msg);
 }
 
 /// A bar over `total` items (stages, objects).

@@ -113,8 +113,9 @@ fn same_seed_same_model_bytes_and_the_seed_changes_them() {
     let p = project();
     p.run(&["run", "train.non-static"]).ok();
     let first = model_hash(&p, "train.non-static");
-    let r = p.run(&["run", "train.non-static", "--force"]).ok();
+    let r = p.run(&["run", "train.non-static", "--force", "-v"]).ok();
     assert_eq!(r.ran(), ["train.non-static"]);
+    assert!(r.stdout.contains("epoch      train.non-static  6/6  loss "), "-v logs epochs without a terminal: {}", r.stdout);
     assert_eq!(model_hash(&p, "train.non-static"), first, "byte-identical model.safetensors");
     p.run(&["run", "train.non-static", "--set", "seed=2"]).ok();
     assert_ne!(model_hash(&p, "train.non-static"), first);
