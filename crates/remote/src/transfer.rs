@@ -279,20 +279,9 @@ impl Remote {
                 .collect()
                 .await;
             progress.finish();
-            let mut failed = BTreeSet::new();
-            let mut first_err = None;
-            for (id, r) in results {
-                match r {
-                    Ok(n) => {
-                        report.objects_sent += 1;
-                        report.bytes_sent += n;
-                    }
-                    Err(e) => {
-                        failed.insert(id);
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
+            let (sent, bytes, failed, first_err) = tally(results);
+            report.objects_sent = sent;
+            report.bytes_sent = bytes;
             let published = self.existing(records.iter().map(|r| self.run_loc(&r.key)).collect()).await?;
             for r in records {
                 if published.contains(&self.run_loc(&r.key)) || r.outputs.values().any(|id| failed.contains(id)) {
@@ -378,18 +367,9 @@ impl Remote {
                 .collect()
                 .await;
             progress.finish();
-            let mut first_err = None;
-            for (_, r) in results {
-                match r {
-                    Ok(n) => {
-                        report.objects_fetched += 1;
-                        report.bytes_fetched += n;
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
+            let (fetched, bytes, _, first_err) = tally(results);
+            report.objects_fetched = fetched;
+            report.bytes_fetched = bytes;
             for r in records {
                 if r.outputs.values().all(|id| store.has_object(id)) {
                     store.write_run(&r)?;
@@ -473,6 +453,25 @@ impl Remote {
         let s = id.as_str();
         PathBuf::from("objects").join(&s[..2]).join(&s[2..])
     }
+}
+
+/// Sums the finished transfers of a batch: (count, bytes, the objects that
+/// failed, the first error).
+fn tally(results: Vec<(&ObjectId, Result<u64>)>) -> (usize, u64, BTreeSet<&ObjectId>, Option<RemoteError>) {
+    let (mut n, mut bytes, mut failed, mut first_err) = (0, 0, BTreeSet::new(), None);
+    for (id, r) in results {
+        match r {
+            Ok(b) => {
+                n += 1;
+                bytes += b;
+            }
+            Err(e) => {
+                failed.insert(id);
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    (n, bytes, failed, first_err)
 }
 
 /// One readable line for an object_store error, with a hint where the cause
