@@ -54,7 +54,7 @@ python3 "$ROOT/bench/train.py" \
   --shared "$ROOT/../shared" \
   --work "$WORK" \
   --out "$OUT/train" \
-  --epochs "${TRAIN_BENCH_EPOCHS:-3}"
+  --epochs "${TRAIN_BENCH_EPOCHS:-5}"
 
 # Push and pull to a local S3 server (s3s-fs), against `aws s3 sync` of the same files.
 python3 "$ROOT/bench/remote.py" \

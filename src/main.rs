@@ -122,7 +122,7 @@ enum Command {
     },
     /// Show a stage's outputs: summaries (JSON), tables (rows, columns, first rows), tensors.
     Show {
-        /// A stage name (see `kimcnn dag`).
+        /// A stage name (see `kimcnn dag`), or STAGE/OUTPUT for one of its outputs.
         stage: String,
         /// Table rows to print.
         #[arg(long, default_value_t = 3)]
@@ -404,13 +404,21 @@ fn dag(plan: &Plan, format: DagFormat) -> String {
     out
 }
 
-fn show(project: &Project, stage: &str, rows: usize) -> Result<ExitCode, Failure> {
+fn show(project: &Project, target: &str, rows: usize) -> Result<ExitCode, Failure> {
+    let (stage, only) = match target.split_once('/') {
+        Some((stage, output)) => (stage, Some(output)),
+        None => (target, None),
+    };
     let lock = Lockfile::read(&project.lock_path())?;
     let entry = lock.stages.get(stage).ok_or_else(|| {
         Failure(format!("stage `{stage}` has no outputs in pipeline.lock yet (run it: `kimcnn run {stage}`)"), 2)
     })?;
+    if let Some(output) = only.filter(|o| !entry.outputs.contains_key(*o)) {
+        let names: Vec<&str> = entry.outputs.keys().map(String::as_str).collect();
+        return Err(Failure(format!("stage `{stage}` has no output `{output}` (it has: {})", names.join(", ")), 2));
+    }
     println!("{stage} [{}]  key {}", entry.kind, entry.key.short());
-    for (name, id) in &entry.outputs {
+    for (name, id) in entry.outputs.iter().filter(|(name, _)| only.is_none_or(|o| o == name.as_str())) {
         let path = project.env.store.object_path(id);
         if !path.is_file() {
             println!("\n{name}: object {} is not in the store (gc'd or not pulled)", id.short());

@@ -61,6 +61,12 @@ fn mr_tokens_vocab_and_embeddings_with_summaries() {
     assert!(r.stdout.contains("\"vocab_blake3\""), "{}", r.stdout);
     let r = p.run(&["show", "tokenize.mr", "--rows", "1"]).ok();
     assert!(r.stdout.contains("parquet, 10662 rows") && r.stdout.contains("tokens=[the, rock, is, destined"), "{}", r.stdout);
+    // One output of a stage, as artifacts/out names it; a wrong output name says which there are.
+    let r = p.run(&["show", "embed.mr/coverage"]).ok();
+    assert!(r.stdout.contains("coverage: artifacts/out/embed.mr/coverage") && !r.stdout.contains("tensor embeddings"), "{}", r.stdout);
+    let r = p.run(&["show", "embed.mr/history"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("stage `embed.mr` has no output `history` (it has: coverage, embeddings)"), "{}", r.stderr);
     assert!(p.run(&["run"]).ok().ran().is_empty());
 }
 

@@ -61,8 +61,9 @@ fn run_in_worker(kind: &str, job: &Job) -> Result<(), StageError> {
 pub struct Train;
 
 impl StageKind for Train {
+    /// 2: Adadelta updates a fine-tuned embedding row by row (same maths, other rounding).
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn outputs(&self, params: &Value, declared: &[String]) -> Result<Vec<String>, String> {

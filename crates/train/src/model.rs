@@ -60,7 +60,14 @@ impl KimCnn {
     /// Bernoulli mask on the pooled features when training (no rescaling),
     /// output weights scaled by 1-p at test time.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut e = Tensor::embedding(&self.emb, x, 0, false, false);
+        self.forward_tuned(x, &self.emb, x, train)
+    }
+
+    /// As [`forward`](Self::forward), with the fine-tuned channel looked up
+    /// as `tuned[tuned_ids]`: the whole embedding and `x`, or only the rows a
+    /// batch uses and `x` renumbered into them (row 0 the pad row in both).
+    pub(crate) fn forward_tuned(&self, x: &Tensor, tuned: &Tensor, tuned_ids: &Tensor, train: bool) -> Tensor {
+        let mut e = Tensor::embedding(tuned, tuned_ids, 0, false, false);
         if let Some(s) = &self.emb_static {
             e = Tensor::cat(&[Tensor::embedding(s, x, 0, false, false), e], 2);
         }
@@ -81,10 +88,16 @@ impl KimCnn {
         }
     }
 
-    /// The parameters the optimizer updates.
-    pub fn trainable(&self) -> Vec<Tensor> {
+    /// Whether the (first) embedding is trained.
+    pub fn tunes_embedding(&self) -> bool {
+        self.variant != Variant::Static
+    }
+
+    /// The parameters the optimizer updates, the embedding first if
+    /// `with_embedding` and it is trained.
+    pub fn trainable(&self, with_embedding: bool) -> Vec<Tensor> {
         let mut p = Vec::new();
-        if self.variant != Variant::Static {
+        if with_embedding && self.tunes_embedding() {
             p.push(self.emb.shallow_clone());
         }
         for (w, b) in self.conv_w.iter().zip(&self.conv_b) {

@@ -10,7 +10,7 @@ use super::*;
 /// on threads: one torch test at a time.
 static TORCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
     TORCH.lock().unwrap_or_else(|e| e.into_inner())
 }
 

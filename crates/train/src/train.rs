@@ -5,8 +5,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::optim::{clip_grad_norm, Optimizer};
-use crate::{Config, Dataset, KimCnn, Result, TrainError, Variant};
+use crate::optim::{clip_grad_norm, BatchRows, LazyAdadelta, Optimizer};
+use crate::{Config, Dataset, KimCnn, OptimizerKind, Result, TrainError, Variant};
 
 /// One row of `history.parquet`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,7 +49,10 @@ pub fn train(data: &Dataset, init: &Tensor, rand_a: f64, cfg: &Config, device: D
         init.shallow_clone()
     };
     let model = KimCnn::new(&init, data.classes.len() as i64, cfg, device);
-    let params = model.trainable();
+    // Adadelta updates a fine-tuned embedding row by row (see LazyAdadelta);
+    // the other optimizers update it whole, with the rest.
+    let mut lazy = (model.tunes_embedding() && cfg.optimizer == OptimizerKind::Adadelta).then(|| LazyAdadelta::new(&model.emb, cfg));
+    let params = model.trainable(lazy.is_none());
     let mut opt = Optimizer::new(&params, cfg);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let side = cfg.side_pad();
@@ -63,7 +66,11 @@ pub fn train(data: &Dataset, init: &Tensor, rand_a: f64, cfg: &Config, device: D
         for (b, rows) in data.epoch_batches(cfg.batch, cfg.pad, &mut rng).iter().enumerate() {
             let x = data.batch(rows, cfg.pad, side, min_width, device);
             let y = data.label_tensor(rows, device);
-            let logits = model.forward(&x, true);
+            let tuned = lazy.as_ref().map(|_| BatchRows::gather(&model.emb, &x));
+            let logits = match &tuned {
+                Some(r) => model.forward_tuned(&x, &r.rows, &r.local, true),
+                None => model.forward(&x, true),
+            };
             let loss = logits.cross_entropy_for_logits(&y);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
@@ -71,11 +78,18 @@ pub fn train(data: &Dataset, init: &Tensor, rand_a: f64, cfg: &Config, device: D
             }
             // Fresh gradients each step (as PyTorch's zero_grad(set_to_none=True)):
             // nothing accumulates in .grad, so nothing needs zeroing.
-            let grads = Tensor::f_run_backward(&[&loss], &params, false, false)?;
+            let wrt: Vec<&Tensor> = tuned.iter().map(|r| &r.rows).chain(&params).collect();
+            let grads = Tensor::f_run_backward(&[&loss], &wrt, false, false)?;
             if cfg.clip > 0.0 {
                 clip_grad_norm(&grads, cfg.clip);
             }
-            opt.step(&params, &grads);
+            match (&mut lazy, &tuned) {
+                (Some(l), Some(r)) => {
+                    l.step(&model.emb, r, &grads[0]);
+                    opt.step(&params, &grads[1..]);
+                }
+                _ => opt.step(&params, &grads),
+            }
             if cfg.max_norm > 0.0 {
                 model.apply_max_norm(cfg.max_norm);
             }
