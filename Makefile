@@ -81,6 +81,7 @@ accuracy: build
 	@$(VENV)/bin/python -c "import numpy, pandas, fasttext" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check numpy pandas fasttext
 	@mkdir -p bench/out
 	$(VENV)/bin/python bench/accuracy.py --kimcnn $(BIN) --shared ../shared --work $$(mktemp -d) --out bench/out/accuracy
+	$(VENV)/bin/python bench/mr_folds.py --kimcnn $(BIN) --python $(VENV)/bin/python --shared ../shared --work $$(mktemp -d) --out bench/out/mr_folds
 
 clean:
 	cargo clean

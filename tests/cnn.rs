@@ -161,3 +161,55 @@ fn bad_models_and_bad_training_fail_clearly() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("class `meh` appears in test (test:12) but not in train (classes: neg, pos)"), "{}", r.stderr);
 }
+
+/// The state letter of a process (None: gone), from /proc.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+}
+
+/// The pids of `kimcnn-torch` processes whose parent is `parent`.
+fn workers_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if head.ends_with("(kimcnn-torch") && ppid == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_run_leaves_no_training_behind() {
+    let p = project();
+    // Epochs of several seconds: without the death signal the worker would
+    // only die at its next progress line, after the end of an epoch.
+    p.write("train.tsv", &tsv(40_000, 0));
+    p.write("pipeline.yaml", &PIPE.replace("epochs: 6", "epochs: 1000"));
+    let mut c = p.cmd(&["run", "train.static"]);
+    let mut runner = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let worker = loop {
+        if let Some(&w) = workers_of(runner.id()).first() {
+            break w;
+        }
+        assert!(t0.elapsed().as_secs() < 60, "no worker started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    runner.kill().unwrap(); // SIGKILL: no chance to clean up
+    runner.wait().unwrap();
+    let t1 = std::time::Instant::now();
+    while proc_state(worker).is_some_and(|s| s != 'Z') {
+        assert!(t1.elapsed().as_millis() < 1500, "the worker {worker} of a killed run is still training");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The next run starts over cleanly (a few epochs).
+    p.write("train.tsv", &tsv(400, 0));
+    p.write("pipeline.yaml", PIPE);
+    assert_eq!(p.run(&["run", "train.static"]).ok().ran().last().map(String::as_str), Some("train.static"));
+}

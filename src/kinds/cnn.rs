@@ -22,6 +22,28 @@ pub fn worker() -> Result<std::path::PathBuf, String> {
     }
 }
 
+/// A worker is killed when the thread that started it (and waits for it)
+/// dies, so a killed `kimcnn run` leaves no training running behind it.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl, getppid and _exit are async-signal-safe, all that runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The runner died before the prctl: no signal will come.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
+
 /// Runs one stage in the worker: the job as JSON in scratch, epoch progress
 /// from its stdout to the display, its one-line error as ours.
 fn run_in_worker(kind: &str, job: &Job) -> Result<(), StageError> {
@@ -36,7 +58,10 @@ fn run_in_worker(kind: &str, job: &Job) -> Result<(), StageError> {
     };
     let path = job.scratch.join("job.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&wj)?)?;
-    let mut child = Command::new(worker()?).arg(kind).arg(&path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut cmd = Command::new(worker()?);
+    cmd.arg(kind).arg(&path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn()?;
     let stderr = child.stderr.take().expect("piped");
     let err_reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<String>>());
     let bar = ui::epoch_bar(job.stage, job.params.get("epochs").and_then(Value::as_u64).unwrap_or(25));
