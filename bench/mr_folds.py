@@ -50,27 +50,27 @@ stages:
   tokenize:
     uses: tokenize
     matrix: {{fold: {folds}}}
-    inputs: {{pos: kim.rt-polarity.pos.data, neg: kim.rt-polarity.neg.data, splits: 'split.${{fold}}.data'}}
+    inputs: {{pos: kim.rt-polarity.pos.data, neg: kim.rt-polarity.neg.data, splits: 'split.fold${{fold}}.data'}}
     with: {{format: lines, order: [pos, neg]}}
-  vocab: {{uses: vocab, inputs: {{tokens: tokenize.0.tokens}}}}
+  vocab: {{uses: vocab, inputs: {{tokens: tokenize.fold0.tokens}}}}
   embed: {{uses: embed, inputs: {{vocab: vocab.vocab, vectors: glove.data}}, with: {{seed: 1}}}}
   train:
     uses: train
     threads: 1
     matrix: {{variant: {variants}, fold: {folds}}}
-    inputs: {{tokens: 'tokenize.${{fold}}.tokens', vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.0.summary}}
+    inputs: {{tokens: 'tokenize.fold${{fold}}.tokens', vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.fold0.summary}}
     with: {{dataset: mr, variant: '${{variant}}', seed: 1, epochs: '${{epochs}}', pad: kim, device: cpu}}
   evaluate:
     uses: evaluate
     matrix: {{variant: {variants}, fold: {folds}}}
-    inputs: {{model: 'train.${{variant}}.${{fold}}.model', tokens: 'tokenize.${{fold}}.tokens', vocab: vocab.vocab}}
+    inputs: {{model: 'train.${{variant}}.fold${{fold}}.model', tokens: 'tokenize.fold${{fold}}.tokens', vocab: vocab.vocab}}
 """)
     env = dict(os.environ, KIMCNN_MIRROR=str(shared))
     subprocess.run([a.kimcnn, "run", "--jobs", str(a.jobs)], cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
     res = {}
     for v in variants:
         for k in folds:
-            m = json.loads((work / f"artifacts/out/evaluate.{v}.{k}/metrics").read_text())
+            m = json.loads((work / f"artifacts/out/evaluate.{v}.fold{k}/metrics").read_text())
             res.setdefault(v, []).append({"fold": k, "accuracy": 100 * m["accuracy"], "best_epoch": m["best_epoch"]})
     Path(a.out + ".json").write_text(json.dumps(res, indent=2) + "\n")
     md = [f"MR, the reference's 10 folds (split seed 0), {a.epochs} epochs, kim padding, seed 1, one thread per run.", "",
