@@ -137,6 +137,7 @@ def main():
     ap.add_argument("--datasets", default="sst2,trec")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     a = ap.parse_args()
+    a.kimcnn = str(Path(a.kimcnn).resolve())  # the runs below change directory
     shared = Path(a.shared).resolve()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args()
+    a.kimcnn = str(Path(a.kimcnn).resolve())  # the runs below change directory
     shared = Path(a.shared).resolve()
     work = Path(a.work).resolve()
     (work / "splits").mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    a.kimcnn = str(Path(a.kimcnn).resolve())  # the runs below change directory
     shared = Path(a.shared).resolve()
     work = Path(a.work) / "train-bench"
     work.mkdir(parents=True)
