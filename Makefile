@@ -15,7 +15,7 @@ JOBS ?= $(shell nproc)
 
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
 
-.PHONY: all setup build test bench accuracy data status paper clean
+.PHONY: all setup build test lint bench accuracy data status paper clean
 
 ## all: set up, build, and run the default pipeline
 all: build
@@ -58,7 +58,13 @@ $(S3_SERVER):
 
 ## test: the whole suite (unit tests of every crate, end-to-end tests of the binary, remotes against a real S3 server)
 test: setup $(S3_SERVER)
+	cargo build --workspace --bins
 	KIMCNN_S3S_FS=$(S3_SERVER) cargo test --workspace
+
+## lint: formatting and clippy, as CI checks them
+lint: setup
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 ## paper: Kim's full protocol: MR and Subj 10-fold CV, TREC, SST-1, SST-2, NSMC non-static, 25 epochs
 ## (93 trainings; many hours on 2 cores; reuses everything `make all` computed)

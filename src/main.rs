@@ -4,8 +4,6 @@
 //! libtorch (that would cost ~0.3 s at every start): torch work runs in the
 //! `kimcnn-torch` worker beside it.
 
-mod job;
-mod kinds;
 mod models;
 mod share;
 mod show;
@@ -17,8 +15,22 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kimcnn_pipeline::{Env, Plan, PipelineError, Registry, RunOptions, StageState};
-use kimcnn_store::{Lockfile, Store};
+use kimcnn_pipeline::{Env, PipelineError, Plan, Registry, RunOptions, StageState};
+use kimcnn_store::{LockEntry, Lockfile, Store};
+
+/// The stage kinds `uses:` can name: one line each.
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register(kimcnn_source::SourceKind)
+        .register(kimcnn_exec::ExecKind)
+        .register(kimcnn_tokenize::TokenizeKind)
+        .register(kimcnn_vocab::VocabKind)
+        .register(kimcnn_embed::EmbedKind)
+        .register(kimcnn_cnn::TrainKind)
+        .register(kimcnn_cnn::EvaluateKind)
+        .register(kimcnn_report::AggregateKind);
+    r
+}
 
 #[derive(Parser)]
 #[command(
@@ -30,13 +42,23 @@ use kimcnn_store::{Lockfile, Store};
         every stage's outputs are stored under the BLAKE3 hash of their bytes in artifacts/, and a \
         stage reruns only when its kind, params or input bytes change. pipeline.lock (commit it) \
         records what each stage last ran as.",
-    after_help = "Examples:\n  kimcnn run                          run what is stale\n  \
-        kimcnn run train.mr.static.fold3    rerun one stage (and what it needs)\n  \
-        kimcnn run --set train.epochs=10    change a param for this run\n  \
-        kimcnn status                       what is stale, and why\n  \
-        kimcnn dag --format mermaid         the graph\n  \
-        kimcnn push / kimcnn pull           share artifacts through a remote\n  \
-        kimcnn run --pull                   restore stages a teammate pushed instead of computing them"
+    after_help = "Examples (every one works on the shipped pipeline.yaml; tests/help.rs runs them):\n  \
+        kimcnn run                                  run what is stale\n  \
+        kimcnn run train.trec.static                one stage (and what it needs)\n  \
+        kimcnn run train.trec --downstream          a group (train.trec.*), and what reads it\n  \
+        kimcnn run 'train.*.rand*'                  a glob\n  \
+        kimcnn run --set epochs=10                  a param of pipeline.yaml's params:, for this run\n  \
+        kimcnn run --set train.epochs=10            a param of every train stage (a group prefix)\n  \
+        kimcnn run --set train.mr.rand.fold0.epochs=3   a param of one stage a matrix expanded\n  \
+        kimcnn run --device cuda                    train on a GPU: the same stages, not the same bytes\n  \
+        kimcnn status train                         what is stale, and why\n  \
+        kimcnn show tokenize.trec                   a stage's outputs (tables, summaries, tensors)\n  \
+        kimcnn dag --format mermaid                 the graph\n  \
+        kimcnn push / kimcnn pull                   share artifacts through a remote\n  \
+        kimcnn run --pull                           restore stages a teammate pushed instead of computing them\n\n\
+        STAGES, wherever a command takes them (run, status, show, push, pull, --set): a stage name, a\n\
+        group prefix at a dot (`train`, `train.mr`, `train.mr.static` all select train.mr.static.fold0),\n\
+        or a glob with `*`."
 )]
 struct Cli {
     /// The pipeline file; its directory is the project directory.
@@ -53,7 +75,7 @@ struct Cli {
 enum Command {
     /// Run the pipeline, or the named stages and what they need.
     Run {
-        /// Stage names, group names from pipeline.yaml (e.g. `train`), or globs (`train.mr.*`).
+        /// Stage names, groups (`train`, `train.mr`) or globs (`train.*.static`).
         stages: Vec<String>,
         /// Also run every stage downstream of the named ones.
         #[arg(long)]
@@ -64,7 +86,8 @@ enum Command {
         /// Show what would run; run nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Override a param for this run: `stage.param=value` or `param=value` (repeatable).
+        /// Override a param for this run: `param=value` (pipeline.yaml's `params:`) or
+        /// `STAGES.param=value`, STAGES a stage, group (`train`, `train.mr`) or glob (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
         /// Thread budget; independent stages run in parallel while their threads fit [default: cores].
@@ -73,7 +96,8 @@ enum Command {
         /// Also list stages restored from the cache, and (without a terminal) a line per training epoch.
         #[arg(short, long)]
         verbose: bool,
-        /// Device for training and evaluation: auto, cpu, cuda or cuda:N (overrides the stages' `device`).
+        /// Device for training and evaluation: auto, cpu, cuda or cuda:N (sets every stage's `device`
+        /// param; not part of any key: CPU and GPU runs of a stage are the same stage).
         #[arg(long)]
         device: Option<String>,
         /// Before computing a stage, restore it from the remote if a teammate pushed it.
@@ -114,15 +138,17 @@ enum Command {
     },
     /// Show which stages are stale and why (a changed param, input or file).
     Status {
+        /// Stage names, groups (`train`, `train.mr`) or globs; none: every stage.
+        stages: Vec<String>,
         /// List up-to-date stages too.
         #[arg(long)]
         all: bool,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
-    /// Show a stage's outputs: summaries (JSON), tables (rows, columns, first rows), tensors.
+    /// Show stages' outputs: summaries (JSON), tables (rows, columns, first rows), tensors.
     Show {
-        /// A stage name (see `kimcnn dag`), or STAGE/OUTPUT for one of its outputs.
+        /// A stage name, group (`train.trec`) or glob, or STAGE/OUTPUT for one output.
         stage: String,
         /// Table rows to print.
         #[arg(long, default_value_t = 3)]
@@ -247,17 +273,20 @@ struct Project {
 impl Project {
     fn open(cli: &Cli) -> Result<Project, Failure> {
         if !cli.file.is_file() {
-            return Err(Failure(format!("{}: no such pipeline file (run kimcnn in the project directory, or pass -f)", cli.file.display()), 2));
+            return Err(Failure(
+                format!("{}: no such pipeline file (run kimcnn in the project directory, or pass -f)", cli.file.display()),
+                2,
+            ));
         }
         let dir = cli.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let project_dir = dir.canonicalize().map_err(|e| Failure(format!("{}: {e}", dir.display()), 2))?;
         let store_dir = cli.store.clone().unwrap_or_else(|| project_dir.join("artifacts"));
         let store = Store::open(store_dir)?;
-        Ok(Project { file: cli.file.clone(), env: Env { project_dir, store }, registry: kinds::registry() })
+        Ok(Project { file: cli.file.clone(), env: Env { project_dir, store }, registry: registry() })
     }
 
-    fn plan(&self, sets: &[String]) -> Result<Plan, Failure> {
-        Ok(Plan::load(&self.file, sets, &self.registry)?)
+    fn plan(&self, sets: &[String], device: Option<&str>) -> Result<Plan, Failure> {
+        Ok(Plan::load(&self.file, sets, device, &self.registry)?)
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -275,11 +304,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose, device, pull, remote } => {
             let t0 = Instant::now();
-            if let Some(d) = device {
-                // Read by the train/evaluate kinds; not part of cache keys (results are the same model, up to numerics).
-                std::env::set_var("KIMCNN_DEVICE", d);
-            }
-            let plan = project.plan(&sets)?;
+            // Sets the `device` param of every stage whose kind has one; not part of any key.
+            let plan = project.plan(&sets, device.as_deref())?;
             let opts = RunOptions {
                 targets: stages,
                 downstream,
@@ -291,8 +317,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                     true => Some(std::sync::Arc::new(share::RemoteFetch(share::open(&project, remote.as_deref())?))),
                     false => None,
                 },
+                executor: None,
             };
-            ui::LOG_EPOCHS.store(verbose, std::sync::atomic::Ordering::Relaxed);
             let display = ui::RunDisplay::new(verbose);
             let result = kimcnn_pipeline::run(&plan, &project.registry, &project.env, &opts, &|e| display.event(e));
             display.finish();
@@ -309,9 +335,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             ui::line(&format!("{ran} {verb}, {cached} cached{pulled} ({:.2} s)", t0.elapsed().as_secs_f64()));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { all, sets } => {
-            let plan = project.plan(&sets)?;
+        Command::Status { stages, all, sets } => {
+            let plan = project.plan(&sets, None)?;
+            let named = plan.named(&stages)?;
             let st = kimcnn_pipeline::status(&plan, &project.registry, &project.env, &project.lock_path())?;
+            let st: Vec<_> = st.into_iter().zip(named).filter(|(_, n)| *n).map(|(s, _)| s).collect();
             let width = st.iter().map(|s| s.name.len()).max().unwrap_or(0);
             let (mut ok, mut restorable, mut stale) = (0, 0, 0);
             for s in &st {
@@ -339,7 +367,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dag { format, sets } => {
-            let plan = project.plan(&sets)?;
+            let plan = project.plan(&sets, None)?;
             print!("{}", dag(&plan, format));
             Ok(ExitCode::SUCCESS)
         }
@@ -368,8 +396,7 @@ fn dag(plan: &Plan, format: DagFormat) -> String {
     match format {
         DagFormat::Text => {
             for s in &plan.stages {
-                let ins: Vec<String> =
-                    s.inputs.iter().map(|(n, (j, o))| format!("{n}={}.{o}", plan.stages[*j].name)).collect();
+                let ins: Vec<String> = s.inputs.iter().map(|(n, (j, o))| format!("{n}={}.{o}", plan.stages[*j].name)).collect();
                 out.push_str(&format!("{} [{}] -> {}", s.name, s.kind, s.outputs.join(", ")));
                 if !ins.is_empty() {
                     out.push_str(&format!("  <- {}", ins.join(", ")));
@@ -404,31 +431,55 @@ fn dag(plan: &Plan, format: DagFormat) -> String {
     out
 }
 
+/// The stages of pipeline.lock that `targets` select (no targets: all), by
+/// the rule `run` uses; Err names a target that selects none.
+pub fn select_locked<'a>(lock: &'a Lockfile, targets: &[String]) -> Result<Vec<(&'a String, &'a LockEntry)>, String> {
+    let names: Vec<&str> = lock.stages.keys().map(String::as_str).collect();
+    let named = kimcnn_pipeline::select_names(targets, &names).map_err(|e| match e {
+        PipelineError::UnknownTarget(t) => t,
+        other => other.to_string(),
+    })?;
+    Ok(lock.stages.iter().zip(named).filter(|(_, n)| *n).map(|(e, _)| e).collect())
+}
+
 fn show(project: &Project, target: &str, rows: usize) -> Result<ExitCode, Failure> {
-    let (stage, only) = match target.split_once('/') {
+    let (targets, only) = match target.split_once('/') {
         Some((stage, output)) => (stage, Some(output)),
         None => (target, None),
     };
     let lock = Lockfile::read(&project.lock_path())?;
-    let entry = lock.stages.get(stage).ok_or_else(|| {
-        Failure(format!("stage `{stage}` has no outputs in pipeline.lock yet (run it: `kimcnn run {stage}`)"), 2)
-    })?;
-    if let Some(output) = only.filter(|o| !entry.outputs.contains_key(*o)) {
-        let names: Vec<&str> = entry.outputs.keys().map(String::as_str).collect();
-        return Err(Failure(format!("stage `{stage}` has no output `{output}` (it has: {})", names.join(", ")), 2));
+    let entries = select_locked(&lock, &[targets.to_string()])
+        .map_err(|t| Failure(format!("stage `{t}` has no outputs in pipeline.lock yet (run it: `kimcnn run {t}`)"), 2))?;
+    if let Some(output) = only {
+        if !entries.iter().any(|(_, e)| e.outputs.contains_key(output)) {
+            let mut names: Vec<&str> = entries.iter().flat_map(|(_, e)| e.outputs.keys().map(String::as_str)).collect();
+            names.sort();
+            names.dedup();
+            let what = if entries.len() == 1 { format!("stage `{}`", entries[0].0) } else { format!("no stage of `{targets}`") };
+            let verb = if entries.len() == 1 { "has no" } else { "has an" };
+            return Err(Failure(format!("{what} {verb} output `{output}` (it has: {})", names.join(", ")), 2));
+        }
     }
-    println!("{stage} [{}]  key {}", entry.kind, entry.key.short());
-    for (name, id) in entry.outputs.iter().filter(|(name, _)| only.is_none_or(|o| o == name.as_str())) {
-        let path = project.env.store.object_path(id);
-        if !path.is_file() {
-            println!("\n{name}: object {} is not in the store (gc'd or not pulled)", id.short());
+    for (i, (stage, entry)) in entries.iter().enumerate() {
+        if only.is_some_and(|o| !entry.outputs.contains_key(o)) {
             continue;
         }
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        println!("\n{name}: artifacts/out/{stage}/{name}  ({size} bytes, blake3 {})", id.short());
-        match show::describe(&path, rows) {
-            Ok(text) => println!("{text}"),
-            Err(e) => println!("(cannot read: {e})"),
+        if i > 0 {
+            println!();
+        }
+        println!("{stage} [{}]  key {}", entry.kind, entry.key.short());
+        for (name, id) in entry.outputs.iter().filter(|(name, _)| only.is_none_or(|o| o == name.as_str())) {
+            let path = project.env.store.object_path(id);
+            if !path.is_file() {
+                println!("\n{name}: object {} is not in the store (gc'd or not pulled)", id.short());
+                continue;
+            }
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            println!("\n{name}: artifacts/out/{stage}/{name}  ({size} bytes, blake3 {})", id.short());
+            match show::describe(&path, rows) {
+                Ok(text) => println!("{text}"),
+                Err(e) => println!("(cannot read: {e})"),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -436,7 +487,7 @@ fn show(project: &Project, target: &str, rows: usize) -> Result<ExitCode, Failur
 
 fn verify(project: &Project, repair: bool) -> Result<ExitCode, Failure> {
     let store = &project.env.store;
-    let (ids, _) = store.objects()?;
+    let ids = store.objects()?.ids;
     let total: u64 = ids.iter().map(|(_, n)| n).sum();
     let bar = ui::bytes_bar("verify");
     bar.set_length(total);
@@ -500,7 +551,7 @@ fn hash(files: &[PathBuf]) -> Result<ExitCode, Failure> {
 
 /// Runs the torch worker's smoke test and passes its report through.
 fn doctor() -> Result<ExitCode, Failure> {
-    let worker = kinds::torch_worker().map_err(|e| Failure(e, 1))?;
+    let worker = kimcnn_cnn::worker_path().map_err(|e| Failure(e, 1))?;
     let status = std::process::Command::new(&worker)
         .arg("smoke")
         .status()

@@ -6,26 +6,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
+use kimcnn_schema::{Config, Metrics, ModelMeta, TrainSummary};
 use kimcnn_store::{Lockfile, ObjectId, RunRecord, Store};
 use serde_json::Value;
 
-use crate::{kinds, Failure};
+use crate::Failure;
 
 fn fail(m: impl Into<String>) -> Failure {
     Failure(m.into(), 1)
 }
 
-/// The `kimcnn` metadata of a model file (header only; no libtorch).
-pub fn model_meta(path: &Path) -> Result<Value, Failure> {
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| fail(format!("{}: not a kimcnn model (unreadable safetensors: {e})", path.display())))?;
-    header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("kimcnn"))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| fail(format!("{}: not a kimcnn model (no kimcnn metadata)", path.display())))
+/// The metadata of a model file (its header only; no libtorch).
+pub fn model_meta(path: &Path) -> Result<ModelMeta, Failure> {
+    ModelMeta::read(path).map_err(|e| fail(format!("{}: not a kimcnn model ({})", path.display(), e.message)))
 }
 
 /// Finds a model (a stage name in pipeline.lock, a model hash or prefix, or a
@@ -44,7 +37,7 @@ pub fn resolve(store: &Store, lock: &Lockfile, what: &str) -> Result<(PathBuf, P
         return Err(Failure(format!("no model `{what}`: give a train stage (see `kimcnn models`), a model hash, or a model file"), 2));
     };
     let meta = model_meta(&path)?;
-    let vocab_hash = meta["vocab_blake3"].as_str().and_then(ObjectId::parse);
+    let vocab_hash = ObjectId::parse(&meta.vocab_blake3);
     let beside = path.with_file_name("vocab.parquet");
     let vocab = match vocab_hash.map(|h| store.object_path(&h)) {
         Some(p) if p.is_file() => p,
@@ -58,7 +51,11 @@ fn find_train_run(store: &Store, prefix: &str) -> Result<Option<RunRecord>, Fail
     if prefix.len() < 6 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    let hits: Vec<RunRecord> = store.runs()?.into_iter().filter(|r| r.kind == "train" && r.outputs.get("model").is_some_and(|m| m.as_str().starts_with(prefix))).collect();
+    let hits: Vec<RunRecord> = store
+        .runs()?
+        .into_iter()
+        .filter(|r| r.kind == "train" && r.outputs.get("model").is_some_and(|m| m.as_str().starts_with(prefix)))
+        .collect();
     match hits.len() {
         0 => Ok(None),
         1 => Ok(hits.into_iter().next()),
@@ -69,7 +66,7 @@ fn find_train_run(store: &Store, prefix: &str) -> Result<Option<RunRecord>, Fail
 pub fn predict(store: &Store, lock: &Lockfile, model: &str, json: bool, device: &str, sentences: &[String]) -> Result<ExitCode, Failure> {
     let (model, vocab) = resolve(store, lock, model)?;
     model_meta(&model)?;
-    let mut cmd = Command::new(kinds::torch_worker().map_err(fail)?);
+    let mut cmd = Command::new(kimcnn_cnn::worker_path().map_err(fail)?);
     cmd.arg("predict").arg("--model").arg(&model).arg("--vocab").arg(&vocab).arg("--device").arg(device);
     if json {
         cmd.arg("--json");
@@ -91,31 +88,60 @@ pub fn predict(store: &Store, lock: &Lockfile, model: &str, json: bool, device: 
 
 struct ModelRow {
     rec: RunRecord,
-    test: Option<Value>,
-    summary: Value,
+    meta: ModelMeta,
+    summary: TrainSummary,
+    test: Option<Metrics>,
     size: u64,
 }
 
+/// The trained models in the store, with their evaluations. A model whose
+/// files cannot be read (written by an older kimcnn, say) is named in a
+/// warning and left out.
 fn models_in(store: &Store) -> Result<Vec<ModelRow>, Failure> {
     let runs = store.runs()?;
-    let mut metrics: BTreeMap<ObjectId, Value> = BTreeMap::new();
+    let mut metrics: BTreeMap<ObjectId, Metrics> = BTreeMap::new();
     for r in runs.iter().filter(|r| r.kind == "evaluate") {
         if let (Some(m), Some(out)) = (r.inputs.get("model"), r.outputs.get("metrics")) {
-            if let Ok(bytes) = std::fs::read(store.object_path(out)) {
-                metrics.insert(m.clone(), serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            let path = store.object_path(out);
+            if path.is_file() {
+                match kimcnn_schema::read_json::<Metrics>(&path) {
+                    Ok(x) => {
+                        metrics.insert(m.clone(), x);
+                    }
+                    Err(e) => eprintln!("warning: the metrics of stage `{}` are unreadable: {e}", r.stage),
+                }
             }
         }
     }
     let mut rows = Vec::new();
     for rec in runs.into_iter().filter(|r| r.kind == "train") {
-        let Some(model) = rec.outputs.get("model") else { continue };
+        let (Some(model), Some(summary)) = (rec.outputs.get("model"), rec.outputs.get("summary")) else { continue };
         let path = store.object_path(model);
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
-        let summary = rec.outputs.get("summary").and_then(|s| std::fs::read(store.object_path(s)).ok()).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-        rows.push(ModelRow { test: metrics.get(model).cloned(), summary, size: meta.len(), rec });
+        let Ok(file) = std::fs::metadata(&path) else { continue };
+        let read =
+            ModelMeta::read(&path).and_then(|meta| Ok((meta, kimcnn_schema::read_json::<TrainSummary>(&store.object_path(summary))?)));
+        match read {
+            Ok((meta, summary)) => rows.push(ModelRow { test: metrics.remove(model), meta, summary, size: file.len(), rec }),
+            Err(e) => eprintln!(
+                "warning: model {} of stage `{}` is unreadable ({e}); `kimcnn gc --workspace` drops old runs",
+                model.short(),
+                rec.stage
+            ),
+        }
     }
     rows.sort_by(|a, b| a.rec.stage.cmp(&b.rec.stage).then(a.rec.finished.cmp(&b.rec.finished)));
     Ok(rows)
+}
+
+/// The params of a config that differ from the defaults, as `k=v`.
+fn non_defaults(c: &Config) -> Vec<String> {
+    let (Ok(Value::Object(mine)), Ok(Value::Object(def))) = (serde_json::to_value(c), serde_json::to_value(Config::default())) else {
+        return Vec::new();
+    };
+    mine.iter()
+        .filter(|(k, v)| !["dataset", "variant", "fold", "epochs"].contains(&k.as_str()) && def.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 pub fn list(store: &Store) -> Result<ExitCode, Failure> {
@@ -124,26 +150,26 @@ pub fn list(store: &Store) -> Result<ExitCode, Failure> {
         println!("no trained models in the store (run a train stage: `kimcnn run train.trec`)");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<12}  {:<30}  {:<6}  {:<12}  {:>4}  {:>6}  {:>7}  {:>7}  {:>8}  params", "model", "stage", "data", "variant", "fold", "epochs", "dev %", "test %", "size");
+    println!(
+        "{:<12}  {:<30}  {:<6}  {:<12}  {:>4}  {:>6}  {:>7}  {:>7}  {:>8}  {:<6}  params",
+        "model", "stage", "data", "variant", "fold", "epochs", "dev %", "test %", "size", "device"
+    );
     for r in rows {
-        let p = &r.rec.params;
+        let c = &r.meta.config;
         let pct = |v: Option<f64>| v.map(|x| format!("{:.1}", 100.0 * x)).unwrap_or_else(|| "-".into());
-        let extra: Vec<String> = p
-            .as_object()
-            .map(|m| m.iter().filter(|(k, _)| !["dataset", "variant", "fold", "epochs"].contains(&k.as_str())).map(|(k, v)| format!("{k}={v}")).collect())
-            .unwrap_or_default();
         println!(
-            "{:<12}  {:<30}  {:<6}  {:<12}  {:>4}  {:>6}  {:>7}  {:>7}  {:>6.1}MB  {}",
+            "{:<12}  {:<30}  {:<6}  {:<12}  {:>4}  {:>6}  {:>7}  {:>7}  {:>6.1}MB  {:<6}  {}",
             r.rec.outputs["model"].short(),
             r.rec.stage,
-            p["dataset"].as_str().unwrap_or("?"),
-            p["variant"].as_str().unwrap_or("?"),
-            p["fold"].as_i64().map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
-            format!("{}/{}", r.summary["best_epoch"].as_u64().unwrap_or(0), p["epochs"].as_u64().unwrap_or(25)),
-            pct(r.summary["best_dev_accuracy"].as_f64()),
-            pct(r.test.as_ref().and_then(|t| t["accuracy"].as_f64())),
+            c.dataset,
+            c.variant.to_string(),
+            c.fold.map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
+            format!("{}/{}", r.summary.best_epoch, c.epochs),
+            pct(Some(r.summary.best_dev_accuracy)),
+            pct(r.test.as_ref().map(|t| t.accuracy)),
             r.size as f64 / 1e6,
-            extra.join(" ")
+            r.meta.device,
+            non_defaults(c).join(" ")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -161,16 +187,20 @@ pub fn export(store: &Store, lock: &Lockfile, what: &str, dir: &Path) -> Result<
             return Err(Failure(format!("{}: already holds {f}; export into an empty directory", dir.display()), 2));
         }
     }
-    let copy = |from: &Path, name: &str| std::fs::copy(from, dir.join(name)).map_err(|e| fail(format!("{}: {e}", dir.join(name).display())));
+    let copy =
+        |from: &Path, name: &str| std::fs::copy(from, dir.join(name)).map_err(|e| fail(format!("{}: {e}", dir.join(name).display())));
     copy(&model, "model.safetensors")?;
     copy(&vocab, "vocab.parquet")?;
-    let write = |name: &str, v: &Value| std::fs::write(dir.join(name), format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())).map_err(|e| fail(e.to_string()));
-    write("tokenizer.json", &meta["tokenizer"])?;
-    write("config.json", &meta)?;
+    let write = |name: &str, v: &Value| {
+        std::fs::write(dir.join(name), format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()))
+            .map_err(|e| fail(e.to_string()))
+    };
+    write("tokenizer.json", &serde_json::to_value(meta.tokenizer).unwrap_or_default())?;
+    write("config.json", &serde_json::to_value(&meta).unwrap_or_default())?;
     let model_id = kimcnn_store::hash_file(&model)?;
     if let Some(row) = models_in(store)?.into_iter().find(|r| r.rec.outputs["model"] == model_id) {
         if let Some(t) = row.test {
-            write("metrics.json", &t)?;
+            write("metrics.json", &serde_json::to_value(&t).unwrap_or_default())?;
         }
     }
     println!("exported model {} to {} (model.safetensors, vocab.parquet, tokenizer.json, config.json); use it with `kimcnn predict --model {}/model.safetensors`", model_id.short(), dir.display(), dir.display());

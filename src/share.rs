@@ -51,10 +51,7 @@ fn select<'a>(lock: &'a Lockfile, targets: &[String]) -> Result<Vec<(&'a String,
     if lock.stages.is_empty() {
         return Err(Failure("pipeline.lock names no stages yet: run the pipeline (`kimcnn run`) or check out a lock first".into(), 2));
     }
-    if let Some(t) = targets.iter().find(|t| !lock.stages.keys().any(|n| kimcnn_pipeline::selects(t, n))) {
-        return Err(Failure(format!("no stage in pipeline.lock matches `{t}`"), 2));
-    }
-    Ok(lock.stages.iter().filter(|(n, _)| targets.is_empty() || targets.iter().any(|t| kimcnn_pipeline::selects(t, n))).collect())
+    crate::select_locked(lock, targets).map_err(|t| Failure(format!("no stage in pipeline.lock matches `{t}`"), 2))
 }
 
 fn mb(bytes: u64) -> String {
@@ -68,7 +65,10 @@ pub fn push(project: &Project, remote: Option<&str>, targets: &[String]) -> Resu
     let mut seen = BTreeSet::new();
     for (name, e) in select(&lock, targets)? {
         let rec = store.read_run(&e.key)?.filter(|r| r.outputs.values().all(|id| store.has_object(id))).ok_or_else(|| {
-            Failure(format!("stage `{name}` (key {}) is not in the local store: run it (`kimcnn run {name}`) or pull it first", e.key.short()), 1)
+            Failure(
+                format!("stage `{name}` (key {}) is not in the local store: run it (`kimcnn run {name}`) or pull it first", e.key.short()),
+                1,
+            )
         })?;
         if seen.insert(e.key.clone()) {
             records.push(rec);
@@ -103,7 +103,12 @@ pub fn pull(project: &Project, remote: Option<&str>, targets: &[String]) -> Resu
                     store.link(name, out, id)?;
                 }
             }
-            Some(_) => return Err(Failure(format!("stage `{name}`: the run record on `{}` names other outputs than pipeline.lock; refused", remote.name()), 1)),
+            Some(_) => {
+                return Err(Failure(
+                    format!("stage `{name}`: the run record on `{}` names other outputs than pipeline.lock; refused", remote.name()),
+                    1,
+                ))
+            }
             None => missing.push(name.as_str()),
         }
     }
@@ -121,7 +126,10 @@ pub fn pull(project: &Project, remote: Option<&str>, targets: &[String]) -> Resu
         if missing.len() > 5 {
             list.push_str(", ...");
         }
-        return Err(Failure(format!("{} stages are not on `{}`: {list} (push them from a store that has them, or run them)", missing.len(), remote.name()), 1));
+        return Err(Failure(
+            format!("{} stages are not on `{}`: {list} (push them from a store that has them, or run them)", missing.len(), remote.name()),
+            1,
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -41,7 +41,9 @@ pub fn describe(path: &Path, rows: usize) -> Result<String, String> {
             let mut keys: Vec<_> = m.iter().collect();
             keys.sort();
             for (k, v) in keys {
-                let v = serde_json::from_str::<serde_json::Value>(v).map(|j| serde_json::to_string_pretty(&j).unwrap_or_default()).unwrap_or(v.clone());
+                let v = serde_json::from_str::<serde_json::Value>(v)
+                    .map(|j| serde_json::to_string_pretty(&j).unwrap_or_default())
+                    .unwrap_or(v.clone());
                 out.push_str(&format!("metadata {k}: {v}\n"));
             }
         }
@@ -64,7 +66,12 @@ fn parquet_summary(path: &Path, rows: usize) -> Result<String, String> {
     if let Some(batch) = reader.next() {
         let batch = batch.map_err(|e| e.to_string())?;
         let opts = FormatOptions::default();
-        let fmts: Vec<ArrayFormatter> = batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let fmts: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         for r in 0..batch.num_rows().min(rows) {
             let cells: Vec<String> = schema.fields().iter().zip(&fmts).map(|(f, x)| format!("{}={}", f.name(), x.value(r))).collect();
             out.push_str(&format!("\n  {}", cells.join("  ")));

@@ -5,8 +5,11 @@ use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kimcnn_pipeline::{Event, Outcome};
+use kimcnn_stage::Progress;
 
 fn multi() -> &'static MultiProgress {
     static M: OnceLock<MultiProgress> = OnceLock::new();
@@ -33,8 +36,7 @@ pub fn line(s: &str) {
 pub fn bytes_bar(label: &str) -> ProgressBar {
     let pb = multi().add(ProgressBar::new(0));
     pb.set_style(
-        ProgressStyle::with_template("{prefix:>24} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-            .expect("valid template"),
+        ProgressStyle::with_template("{prefix:>24} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}").expect("valid template"),
     );
     pb.set_prefix(label.to_string());
     pb
@@ -74,32 +76,6 @@ impl kimcnn_remote::Progress for TransferBar {
     }
 }
 
-/// A bar over a training run's epochs.
-pub fn epoch_bar(label: &str, epochs: u64) -> ProgressBar {
-    let pb = multi().add(ProgressBar::new(epochs));
-    pb.set_style(ProgressStyle::with_template("{prefix:>24} {bar:30} epoch {pos}/{len} {msg}").expect("valid template"));
-    pb.set_prefix(label.to_string());
-    pb
-}
-
-/// Set by `run -v`: without a terminal (a log, CI), print a line per epoch instead of a bar.
-pub static LOG_EPOCHS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-pub fn epoch_progress(pb: &ProgressBar, e: &serde_json::Value) {
-    let epoch = e["epoch"].as_u64().unwrap_or(0);
-    pb.set_position(epoch);
-    let msg = format!(
-        "loss {:.4}  dev {:.1}%  {:.0} sent/s",
-        e["train_loss"].as_f64().unwrap_or(0.0),
-        100.0 * e["dev_accuracy"].as_f64().unwrap_or(0.0),
-        e["sentences_per_s"].as_f64().unwrap_or(0.0)
-    );
-    if multi().is_hidden() && LOG_EPOCHS.load(std::sync::atomic::Ordering::Relaxed) {
-        line(&format!("epoch      {}  {epoch}/{}  {msg}", pb.prefix(), pb.length().unwrap_or(0)));
-    }
-    pb.set_message(msg);
-}
-
 /// A bar over `total` items (stages, objects).
 pub fn count_bar(total: u64, what: &str) -> ProgressBar {
     let pb = multi().add(ProgressBar::new(total));
@@ -110,16 +86,45 @@ pub fn count_bar(total: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// Turns runner events into a stage bar and one line per computed stage.
+/// Turns runner events into a bar over the stages, a bar per running stage
+/// that reports progress, and one line per computed stage (with `-v` and no
+/// terminal, also a line per epoch).
 pub struct RunDisplay {
     bar: Mutex<Option<ProgressBar>>,
     running: Mutex<Vec<String>>,
+    stage_bars: Mutex<HashMap<String, ProgressBar>>,
     pub verbose: bool,
 }
 
 impl RunDisplay {
     pub fn new(verbose: bool) -> RunDisplay {
-        RunDisplay { bar: Mutex::new(None), running: Mutex::new(Vec::new()), verbose }
+        RunDisplay { bar: Mutex::new(None), running: Mutex::new(Vec::new()), stage_bars: Mutex::new(HashMap::new()), verbose }
+    }
+
+    fn progress(&self, stage: &str, p: &Progress) {
+        let mut bars = self.stage_bars.lock().expect("ui lock");
+        match p {
+            Progress::Bytes { done, total } => {
+                let pb = bars.entry(stage.to_string()).or_insert_with(|| bytes_bar(stage));
+                bytes_progress(pb, *done, *total);
+            }
+            Progress::Steps { unit, done, total, message, .. } => {
+                let pb = bars.entry(stage.to_string()).or_insert_with(|| {
+                    let pb = multi().add(ProgressBar::new(*total));
+                    pb.set_style(
+                        ProgressStyle::with_template(&format!("{{prefix:>24}} {{bar:30}} {unit} {{pos}}/{{len}} {{msg}}"))
+                            .expect("valid template"),
+                    );
+                    pb.set_prefix(stage.to_string());
+                    pb
+                });
+                pb.set_position(*done);
+                pb.set_message(message.clone());
+                if multi().is_hidden() && self.verbose {
+                    line(&format!("{unit:<10} {stage}  {done}/{total}  {message}"));
+                }
+            }
+        }
     }
 
     pub fn event(&self, e: Event) {
@@ -137,7 +142,14 @@ impl RunDisplay {
                     b.set_message(r.join(", "));
                 }
             }
+            Event::Progress { stage, progress } => {
+                drop(bar);
+                self.progress(stage, progress);
+            }
             Event::Finished { stage, outcome } => {
+                if let Some(pb) = self.stage_bars.lock().expect("ui lock").remove(stage) {
+                    pb.finish_and_clear();
+                }
                 let mut r = self.running.lock().expect("ui lock");
                 r.retain(|s| s != stage);
                 if let Some(b) = bar.as_ref() {
@@ -149,7 +161,7 @@ impl RunDisplay {
                     Outcome::CachedByOther => Some(format!("cached     {stage}  (computed by another kimcnn meanwhile)")),
                     Outcome::Pulled => Some(format!("pulled     {stage}")),
                     Outcome::WouldRun => Some(format!("would run  {stage}")),
-                    Outcome::Failed(m) => Some(format!("failed     {stage}: {m}")),
+                    Outcome::Failed(e) => Some(format!("{:<10} {stage}: {e}", e.label())),
                     Outcome::Cached if self.verbose => Some(format!("cached     {stage}")),
                     _ => None,
                 };

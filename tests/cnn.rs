@@ -153,6 +153,7 @@ fn bad_models_and_bad_training_fail_clearly() {
     let r = p.run(&["run", "train.rand", "--set", "train.optimizer=sgd", "--set", "train.lr=1e35", "--set", "train.max_norm=0"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("stage `train.rand` failed: epoch 1 batch ") && r.stderr.contains("the loss is"), "{}", r.stderr);
+    assert!(r.stdout.contains("diverged   train.rand: epoch 1 batch "), "told apart from other failures: {}", r.stdout);
     assert!(!p.path().join("artifacts/out/train.rand").exists());
 
     // A class in test that train never saw.
@@ -160,6 +161,49 @@ fn bad_models_and_bad_training_fail_clearly() {
     let r = p.run(&["run", "evaluate.static"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("class `meh` appears in test (test:12) but not in train (classes: neg, pos)"), "{}", r.stderr);
+    assert!(r.stdout.contains("bad input  train.static: class `meh`"), "told apart from other failures: {}", r.stdout);
+}
+
+#[test]
+fn the_device_is_not_part_of_the_key_and_a_crashed_worker_is_named() {
+    let p = project();
+    p.run(&["run", "train.static"]).ok();
+    let key = |p: &Project| {
+        p.read("pipeline.lock").split("\n  train.static:\n").nth(1).and_then(|r| r.lines().find(|l| l.contains(" key: ")).map(String::from))
+    };
+    let before = key(&p);
+    // `--device` and the `device` param alike: the same stage, restored, not rerun.
+    assert!(p.run(&["run", "train.static", "--device", "cpu"]).ok().ran().is_empty());
+    assert!(p.run(&["run", "train.static", "--set", "train.static.device=cpu"]).ok().ran().is_empty());
+    assert_eq!(key(&p), before);
+    let r = p.run(&["status", "train.static"]).ok();
+    assert!(r.stdout.contains("1 stages: 1 up to date"), "{}", r.stdout);
+    let r = p.run(&["run", "train.static", "--device", "tpu"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains(": param `device` must be auto, cpu, cuda or cuda:N, found `tpu`"), "{}", r.stderr);
+    // Where it ran is recorded: in the model's metadata and in the run record.
+    let r = p.run(&["show", "train.static/model"]).ok();
+    assert!(r.stdout.contains("\"device\": \"cpu\"") && r.stdout.contains("\"threads\": 1"), "{}", r.stdout);
+    let records: Vec<String> =
+        std::fs::read_dir(p.path().join("artifacts/runs")).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    assert!(records.iter().any(|r| r.contains("\"kind\": \"train\"") && r.contains("\"device\": \"cpu\"")), "{records:?}");
+
+    // A worker that dies without a result: a crash, named with its signal and last words; nothing kept.
+    p.write("crash.sh", "#!/bin/sh\necho 'out of device memory' >&2\nkill -SEGV $$\n");
+    std::fs::set_permissions(p.path().join("crash.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let before = p.snapshot();
+    let mut c = p.cmd(&["run", "train.rand"]);
+    c.env("KIMCNN_TORCH", p.path().join("crash.sh"));
+    let r = p.run_cmd(c);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        "error: stage `train.rand` failed: the torch worker was killed by signal 11 (SIGSEGV); its last output: out of device memory"
+    );
+    assert!(r.stdout.contains("crashed    train.rand: "), "{}", r.stdout);
+    let after = p.snapshot();
+    assert!(after.iter().all(|(n, _)| !n.starts_with("artifacts/out/train.rand")), "nothing of the crashed stage");
+    assert!(before.iter().all(|x| after.contains(x) || x.0 == "pipeline.lock" || x.0.starts_with("artifacts/state/")), "nothing lost");
 }
 
 /// The state letter of a process (None: gone), from /proc.

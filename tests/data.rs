@@ -85,6 +85,26 @@ fn changing_the_seed_of_embed_reruns_only_embed() {
 }
 
 #[test]
+fn a_default_written_out_is_the_same_stage() {
+    let p = project();
+    p.run(&["run"]).ok();
+    let explicit = PIPE.replace(
+        "    inputs: { tokens: tokenize.mr.tokens }\n",
+        "    inputs: { tokens: tokenize.mr.tokens }\n    with: { min_count: 1, from: all, order: first }\n",
+    );
+    assert_ne!(explicit, PIPE);
+    p.write("pipeline.yaml", &explicit);
+    let r = p.run(&["status"]).ok();
+    assert!(r.stdout.contains("6 stages: 6 up to date"), "{}", r.stdout);
+    // The lock records the normalised params: every default, by name.
+    let lock = p.read("pipeline.lock");
+    let vocab = lock.split("\n  vocab.mr:\n").nth(1).unwrap();
+    assert!(vocab.contains("min_count: 1") && vocab.contains("order: first"), "{vocab}");
+    p.write("pipeline.yaml", &explicit.replace("min_count: 1", "min_count: 2"));
+    assert_eq!(p.run(&["run"]).ok().ran(), ["vocab.mr", "embed.mr"]);
+}
+
+#[test]
 fn bad_vectors_and_bad_labels_fail_naming_the_place_and_keep_the_store() {
     let p = project();
     p.run(&["run"]).ok();
@@ -100,7 +120,13 @@ fn bad_vectors_and_bad_labels_fail_naming_the_place_and_keep_the_store() {
     assert_eq!(new.iter().filter(|n| n.starts_with("artifacts/objects/")).count(), 1, "{new:?}");
     assert_eq!(new.iter().filter(|n| n.starts_with("artifacts/runs/")).count(), 1, "{new:?}");
     assert!(new.iter().all(|n| !n.starts_with("artifacts/out/embed.mr")), "{new:?}");
-    assert!(before.iter().all(|x| after.contains(x) || x.0 == "pipeline.lock" || x.0 == "artifacts/out/vectors/data" || x.0.starts_with("artifacts/state/")), "nothing lost");
+    assert!(
+        before.iter().all(|x| after.contains(x)
+            || x.0 == "pipeline.lock"
+            || x.0 == "artifacts/out/vectors/data"
+            || x.0.starts_with("artifacts/state/")),
+        "nothing lost"
+    );
     let r = p.run(&["status"]).ok();
     assert!(r.stdout.contains("stale") && r.stdout.contains("embed.mr"), "{}", r.stdout);
 
@@ -116,11 +142,16 @@ fn bad_vectors_and_bad_labels_fail_naming_the_place_and_keep_the_store() {
 
 #[test]
 fn tokenize_param_errors_are_caught_before_anything_runs() {
-    let p = Project::new("stages:\n  raw: {uses: source, with: {path: a.txt}}\n  t: {uses: tokenize, inputs: {train: raw.data}, with: {format: xml}}\n");
+    let p = Project::new(
+        "stages:\n  raw: {uses: source, with: {path: a.txt}}\n  t: {uses: tokenize, inputs: {train: raw.data}, with: {format: xml}}\n",
+    );
     p.write("a.txt", "x\n");
     let r = p.run(&["run"]);
     assert_eq!(r.code, 2);
-    assert_eq!(r.stderr.trim(), "error: pipeline.yaml: stage `t`: param `format` must be one of lines, trec, sst, nsmc, tsv, csv, found `xml`");
+    assert_eq!(
+        r.stderr.trim(),
+        "error: pipeline.yaml: stage `t`: param `format` must be one of lines, trec, sst, nsmc, tsv, csv, found `xml`"
+    );
     assert!(p.objects().is_empty());
     let p = Project::new("stages:\n  raw: {uses: source, with: {path: a.txt}}\n  e: {uses: embed, inputs: {vocab: raw.data}}\n");
     let r = p.run(&["run"]);

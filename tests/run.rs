@@ -33,7 +33,11 @@ fn status_after_a_param_edit_names_exactly_what_it_invalidates_and_why() {
     let r = p.run(&["status"]).ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", r.stdout);
-    assert!(lines[0].starts_with("stale") && lines[0].contains("one") && lines[0].contains("param cmd: \"printf \\\"%s\\\" \\\"hello\\\""), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("stale") && lines[0].contains("one") && lines[0].contains("param cmd: \"printf \\\"%s\\\" \\\"hello\\\""),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("howdy"), "{}", lines[0]);
     assert!(lines[1].contains("two") && lines[1].contains("input in comes from stale stage one"), "{}", lines[1]);
     assert!(lines[2].contains("three") && lines[2].contains("input in comes from stale stage two"), "{}", lines[2]);

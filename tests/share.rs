@@ -192,7 +192,10 @@ fn bad_remotes_fail_with_one_clear_line_and_leave_the_store_alone() {
         assert_eq!(r.code, code, "{needle}: {} {}", r.stdout, r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         assert!(r.stderr.starts_with("error: ") && r.stderr.contains(needle), "{needle}: {}", r.stderr);
-        assert!(!r.stderr.contains(S3_SECRET) && !r.stdout.contains(S3_SECRET) && !r.stderr.contains("wrong-secret"), "no secret in output");
+        assert!(
+            !r.stderr.contains(S3_SECRET) && !r.stdout.contains(S3_SECRET) && !r.stderr.contains("wrong-secret"),
+            "no secret in output"
+        );
     };
 
     check(with_creds(&a, &["push"], "wrong-secret"), 1, "access denied: check the credentials");

@@ -60,7 +60,11 @@ fn missing_file_empty_file_and_bad_checksum_fail_clearly() {
     let p = Project::new("stages:\n  raw: {uses: source, with: {path: nope.txt}}\n");
     let r = p.run(&["run"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.trim().starts_with("error: stage `raw` failed: ") && r.stderr.trim().ends_with("nope.txt: file not found"), "{}", r.stderr);
+    assert!(
+        r.stderr.trim().starts_with("error: stage `raw` failed: ") && r.stderr.trim().ends_with("nope.txt: file not found"),
+        "{}",
+        r.stderr
+    );
     assert!(p.objects().is_empty());
 
     let p = Project::new("stages:\n  raw: {uses: source, with: {path: empty.txt}}\n");

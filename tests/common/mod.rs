@@ -22,16 +22,35 @@ impl Ran {
     }
     /// Stage names from `ran <stage>` lines.
     pub fn ran(&self) -> Vec<String> {
-        self.stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("ran "))
-            .map(|l| l.trim().split_whitespace().next().unwrap_or("").to_string())
-            .collect()
+        self.stdout.lines().filter_map(|l| l.strip_prefix("ran ")).map(|l| l.split_whitespace().next().unwrap_or("").to_string()).collect()
     }
 }
 
 pub fn bin() -> PathBuf {
+    build_worker();
     PathBuf::from(env!("CARGO_BIN_EXE_kimcnn"))
+}
+
+/// `kimcnn` runs torch work in `kimcnn-torch`, found beside it. The worker
+/// is its own package (crates/worker), whose binary `cargo test` does not
+/// build: build it once per test binary, with the same profile and target
+/// dir (a no-op when it is fresh, as after `make test`'s build).
+fn build_worker() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_kimcnn"));
+        let profile_dir = exe.parent().expect("the binary has a directory");
+        let target_dir = profile_dir.parent().expect("the profile dir has a parent");
+        let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        c.args(["build", "--quiet", "-p", "kimcnn-worker", "--bin", "kimcnn-torch"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CARGO_TARGET_DIR", target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            c.arg("--release");
+        }
+        let status = c.status().expect("cargo starts");
+        assert!(status.success(), "cannot build the torch worker (cargo build -p kimcnn-worker)");
+    });
 }
 
 /// The shared data mirror beside the checkout (../shared).

@@ -18,12 +18,14 @@ mod read;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use kimcnn_schema::{Coverage, EmbeddingsMeta, Named, UnkInit};
+use kimcnn_stage::{Job, Kind, RunInfo, StageError};
 use kimcnn_vocab::Vocab;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use read::VectorFormat;
 
@@ -44,20 +46,17 @@ pub enum EmbedError {
 
 pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
 
-/// How words missing from the pretrained vectors are initialised.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum UnkInit {
-    /// U[-a, a]; `None`: a = sqrt(3 var) of the pretrained entries.
-    Uniform(Option<f64>),
-    /// N(0, s); `None`: s = the pretrained entries' standard deviation.
-    Normal(Option<f64>),
-    Zeros,
-}
-
-#[derive(Debug, Clone)]
+/// An `embed` stage's params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Params {
     pub format: VectorFormat,
+    /// How words missing from the vectors start: uniform, normal or zeros.
     pub unk_init: UnkInit,
+    /// Uniform: U[-a, a]; default: a = sqrt(3 var) of the pretrained entries.
+    pub unk_a: Option<f64>,
+    /// Normal: N(0, s); default: s = the pretrained entries' standard deviation.
+    pub unk_std: Option<f64>,
     pub seed: u64,
     /// If a (cased) word is not in the vectors, use its lower-cased form's
     /// vector (GloVe 6B is lower-cased; TREC is not).
@@ -66,30 +65,70 @@ pub struct Params {
     pub dim: Option<usize>,
 }
 
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            format: VectorFormat::Auto,
+            unk_init: UnkInit::Uniform,
+            unk_a: None,
+            unk_std: None,
+            seed: 3435,
+            lower_lookup: false,
+            dim: None,
+        }
+    }
+}
+
+/// An `embed` stage: `vocab` + `vectors` -> `embeddings` (safetensors) + `coverage`.
+pub struct EmbedKind;
+
+impl Kind for EmbedKind {
+    const NAME: &'static str = "embed";
+    const VERSION: u32 = 1;
+    const OUTPUTS: &'static [&'static str] = &["embeddings", "coverage"];
+    type Params = Params;
+
+    fn check(&self, p: &mut Params) -> std::result::Result<(), String> {
+        if p.unk_a.is_some() && p.unk_init != UnkInit::Uniform {
+            return Err("param `unk_a` is the bound of `unk_init: uniform`".into());
+        }
+        if p.unk_std.is_some() && p.unk_init != UnkInit::Normal {
+            return Err("param `unk_std` is the spread of `unk_init: normal`".into());
+        }
+        if p.unk_a.or(p.unk_std).is_some_and(|x| !(x.is_finite() && x >= 0.0)) {
+            return Err("params `unk_a` and `unk_std` must be finite and >= 0".into());
+        }
+        Ok(())
+    }
+
+    fn check_inputs(&self, _: &Params, inputs: &[&str]) -> std::result::Result<(), String> {
+        let mut i = inputs.to_vec();
+        i.sort();
+        if i != ["vectors", "vocab"] {
+            return Err("an `embed` stage takes two inputs, `vocab` and `vectors`".into());
+        }
+        Ok(())
+    }
+
+    fn run(&self, p: &Params, job: &Job) -> std::result::Result<RunInfo, StageError> {
+        let vocab_path = &job.inputs["vocab"];
+        let vocab = Vocab::read(vocab_path)?;
+        let (emb, coverage) = extract(&vocab, &job.inputs["vectors"], "input `vectors`", p).map_err(|e| match e {
+            EmbedError::Vectors { .. } => StageError::BadInput(e.to_string()),
+            other => other.into(),
+        })?;
+        let meta = EmbeddingsMeta { vocab_blake3: kimcnn_store::hash_file(vocab_path)?.to_string(), coverage };
+        emb.write(&job.outputs["embeddings"], &meta)?;
+        kimcnn_schema::write_json(&job.outputs["coverage"], &meta.coverage)?;
+        Ok(RunInfo::default())
+    }
+}
+
 /// The matrix and which rows came from the pretrained vectors.
 #[derive(Debug, Clone)]
 pub struct Embeddings {
     pub matrix: Array2<f32>,
     pub found: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Coverage {
-    pub format: String,
-    pub dim: usize,
-    pub pretrained_words: u64,
-    pub vocab_words: usize,
-    pub words_found: usize,
-    pub words_found_lowercased: usize,
-    pub word_coverage: f64,
-    pub tokens_total: u64,
-    pub tokens_found: u64,
-    pub token_coverage: f64,
-    pub pretrained_entry_mean: f64,
-    pub pretrained_entry_var: f64,
-    pub unk_init: String,
-    /// The uniform bound (or normal std) used for unknown words.
-    pub unk_scale: f64,
 }
 
 /// Streams `vectors` and builds the vocabulary's matrix. `label` names the
@@ -139,28 +178,25 @@ pub fn extract(vocab: &Vocab, vectors: &Path, label: &str, p: &Params) -> Result
     let mut matrix = rows.unwrap_or_else(|| Array2::zeros((v, dim)));
     let mean = if entries > 0 { sum / entries as f64 } else { 0.0 };
     let var = if entries > 0 { (sumsq / entries as f64 - mean * mean).max(0.0) } else { 0.0 };
-    let (init_name, scale) = match p.unk_init {
-        UnkInit::Uniform(a) => ("uniform", a.unwrap_or((3.0 * var).sqrt())),
-        UnkInit::Normal(s) => ("normal", s.unwrap_or(var.sqrt())),
-        UnkInit::Zeros => ("zeros", 0.0),
+    let scale = match p.unk_init {
+        UnkInit::Uniform => p.unk_a.unwrap_or((3.0 * var).sqrt()),
+        UnkInit::Normal => p.unk_std.unwrap_or(var.sqrt()),
+        UnkInit::Zeros => 0.0,
     };
     if !(scale.is_finite() && scale >= 0.0) {
         return Err(EmbedError::Invalid(format!("unknown-word scale {scale} is not a finite, non-negative number")));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     // Drawn in id order, for unknown words only: depends on (vocab, vectors, seed).
-    for id in 1..v {
-        if found[id] != 0 {
-            continue;
-        }
+    for (id, _) in found.iter().enumerate().skip(1).filter(|(_, &f)| f == 0) {
         let mut row = matrix.row_mut(id);
         match p.unk_init {
             UnkInit::Zeros => row.fill(0.0),
-            UnkInit::Uniform(_) if scale > 0.0 => {
+            UnkInit::Uniform if scale > 0.0 => {
                 let u = Uniform::new_inclusive(-scale, scale).map_err(|e| EmbedError::Invalid(e.to_string()))?;
                 row.iter_mut().for_each(|x| *x = u.sample(&mut rng) as f32);
             }
-            UnkInit::Normal(_) if scale > 0.0 => {
+            UnkInit::Normal if scale > 0.0 => {
                 let n = Normal::new(0.0, scale).map_err(|e| EmbedError::Invalid(e.to_string()))?;
                 row.iter_mut().for_each(|x| *x = n.sample(&mut rng) as f32);
             }
@@ -186,7 +222,7 @@ pub fn extract(vocab: &Vocab, vectors: &Path, label: &str, p: &Params) -> Result
         token_coverage: if tokens_total > 0 { tokens_found as f64 / tokens_total as f64 } else { 0.0 },
         pretrained_entry_mean: mean,
         pretrained_entry_var: var,
-        unk_init: init_name.to_string(),
+        unk_init: p.unk_init,
         unk_scale: scale,
     };
     let found = found.into_iter().map(|f| u8::from(f != 0)).collect();
@@ -197,7 +233,7 @@ impl Embeddings {
     /// Writes `embeddings` and `found` as safetensors. `meta` goes into the
     /// header as one JSON string under `kimcnn` (one key, so the bytes do not
     /// depend on hash-map order).
-    pub fn write(&self, path: &Path, meta: &serde_json::Value) -> Result<()> {
+    pub fn write(&self, path: &Path, meta: &EmbeddingsMeta) -> Result<()> {
         use safetensors::tensor::{Dtype, TensorView};
         let (v, d) = self.matrix.dim();
         // The matrix's own bytes, not a copy (safetensors is little-endian, as is every target we build for).
@@ -209,22 +245,16 @@ impl Embeddings {
         let err = |e: safetensors::SafeTensorError| EmbedError::Invalid(format!("{}: {e}", path.display()));
         let emb = TensorView::new(Dtype::F32, vec![v, d], data).map_err(err)?;
         let found = TensorView::new(Dtype::U8, vec![v], &self.found).map_err(err)?;
-        let meta = HashMap::from([("kimcnn".to_string(), meta.to_string())]);
+        let meta = kimcnn_schema::safetensors_meta(meta);
         // Streams to the file: no second copy of the matrix in memory.
         safetensors::tensor::serialize_to_file([("embeddings", emb), ("found", found)], Some(meta), path).map_err(err)
     }
 
-    pub fn read(path: &Path) -> Result<(Embeddings, serde_json::Value)> {
+    pub fn read(path: &Path) -> Result<(Embeddings, EmbeddingsMeta)> {
         let bytes = std::fs::read(path).map_err(|source| EmbedError::Io { path: path.into(), source })?;
         let bad = |m: String| EmbedError::Invalid(format!("{}: not an embeddings file: {m}", path.display()));
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
-        let meta = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("kimcnn"))
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or(serde_json::Value::Null);
+        let meta: EmbeddingsMeta = kimcnn_schema::meta_from_header(&bytes, path).map_err(|e| EmbedError::Invalid(e.to_string()))?;
         let e = st.tensor("embeddings").map_err(|e| bad(e.to_string()))?;
         let f = st.tensor("found").map_err(|e| bad(e.to_string()))?;
         let shape = e.shape().to_vec();

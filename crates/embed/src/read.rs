@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use kimcnn_schema::Named;
+
 use crate::{EmbedError, Result};
 
 /// The layout of a vectors file.
@@ -22,26 +24,19 @@ pub enum VectorFormat {
     Word2vecBinary,
 }
 
-impl VectorFormat {
-    pub fn parse(s: &str) -> Option<VectorFormat> {
-        Some(match s {
-            "auto" => VectorFormat::Auto,
-            "glove" => VectorFormat::Glove,
-            "word2vec" | "word2vec-text" | "fasttext" => VectorFormat::Word2vecText,
-            "word2vec-binary" => VectorFormat::Word2vecBinary,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            VectorFormat::Auto => "auto",
-            VectorFormat::Glove => "glove",
-            VectorFormat::Word2vecText => "word2vec-text",
-            VectorFormat::Word2vecBinary => "word2vec-binary",
-        }
-    }
+/// `word2vec` and `fasttext` are other names of `word2vec-text`.
+impl kimcnn_schema::Named for VectorFormat {
+    const ALL: &'static [(&'static str, VectorFormat)] = &[
+        ("auto", VectorFormat::Auto),
+        ("glove", VectorFormat::Glove),
+        ("word2vec-text", VectorFormat::Word2vecText),
+        ("word2vec", VectorFormat::Word2vecText),
+        ("fasttext", VectorFormat::Word2vecText),
+        ("word2vec-binary", VectorFormat::Word2vecBinary),
+    ];
 }
+
+kimcnn_schema::named_serde!(VectorFormat);
 
 pub(crate) struct StreamStats {
     pub format: VectorFormat,
@@ -70,7 +65,13 @@ pub(crate) fn sums(v: &[f32]) -> (f64, f64) {
 }
 
 /// Calls `each(word, vector)` for every entry of the file, in order.
-pub(crate) fn stream(path: &Path, label: &str, format: VectorFormat, declared_dim: Option<usize>, mut each: impl FnMut(&[u8], &[f32])) -> Result<StreamStats> {
+pub(crate) fn stream(
+    path: &Path,
+    label: &str,
+    format: VectorFormat,
+    declared_dim: Option<usize>,
+    mut each: impl FnMut(&[u8], &[f32]),
+) -> Result<StreamStats> {
     let err = |m: String| EmbedError::Vectors { file: label.to_string(), message: m };
     let io = |e: std::io::Error| EmbedError::Io { path: path.to_path_buf(), source: e };
     let mut file = File::open(path).map_err(io)?;
@@ -188,9 +189,8 @@ pub(crate) fn stream(path: &Path, label: &str, format: VectorFormat, declared_di
                 let (word, rest) = (&l[..sp], &l[sp + 1..]);
                 vec.clear();
                 for field in rest.split(|&b| b == b' ').filter(|f| !f.is_empty()) {
-                    let x: f32 = fast_float2::parse(field).map_err(|_| {
-                        err(format!("line {lineno}: `{}` (word `{}`) is not a number", preview(field), preview(word)))
-                    })?;
+                    let x: f32 = fast_float2::parse(field)
+                        .map_err(|_| err(format!("line {lineno}: `{}` (word `{}`) is not a number", preview(field), preview(word))))?;
                     vec.push(x);
                 }
                 match dim {

@@ -2,12 +2,12 @@
 //! implementation) and read back here; then every way a file can be bad.
 use std::io::Write;
 
-use finalfusion::norms::NdNorms;
-use finalfusion::storage::NdArray;
-use finalfusion::vocab::SimpleVocab;
 use finalfusion::compat::text::{WriteText, WriteTextDims};
 use finalfusion::compat::word2vec::WriteWord2Vec;
 use finalfusion::embeddings::Embeddings as FfEmbeddings;
+use finalfusion::norms::NdNorms;
+use finalfusion::storage::NdArray;
+use finalfusion::vocab::SimpleVocab;
 
 use super::*;
 
@@ -32,7 +32,7 @@ fn vocab(words: &[&str]) -> Vocab {
 }
 
 fn params() -> Params {
-    Params { format: VectorFormat::Auto, unk_init: UnkInit::Uniform(None), seed: 7, lower_lookup: false, dim: None }
+    Params { seed: 7, ..Params::default() }
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8], gz: bool) -> PathBuf {
@@ -53,7 +53,11 @@ fn formats() -> Vec<(&'static str, Vec<u8>, VectorFormat)> {
     e.write_text(&mut glove, true).unwrap();
     e.write_text_dims(&mut w2v_text, true).unwrap();
     e.write_word2vec_binary(&mut w2v_bin, true).unwrap();
-    vec![("glove", glove, VectorFormat::Glove), ("word2vec-text", w2v_text, VectorFormat::Word2vecText), ("word2vec-binary", w2v_bin, VectorFormat::Word2vecBinary)]
+    vec![
+        ("glove", glove, VectorFormat::Glove),
+        ("word2vec-text", w2v_text, VectorFormat::Word2vecText),
+        ("word2vec-binary", w2v_bin, VectorFormat::Word2vecBinary),
+    ]
 }
 
 #[test]
@@ -103,13 +107,13 @@ fn unknown_words_match_the_pretrained_variance_and_are_seeded() {
     let mut p = params();
     p.seed = 8;
     assert_ne!(extract(&v, &path, "vectors", &p).unwrap().0.matrix, e.matrix);
-    p.unk_init = UnkInit::Uniform(Some(0.25));
+    p.unk_a = Some(0.25);
     let (e3, c3) = extract(&v, &path, "vectors", &p).unwrap();
     assert!(e3.matrix.row(2).iter().all(|&x| x.abs() <= 0.25));
     assert_eq!(c3.unk_scale, 0.25);
-    p.unk_init = UnkInit::Zeros;
+    (p.unk_init, p.unk_a) = (UnkInit::Zeros, None);
     assert!(extract(&v, &path, "vectors", &p).unwrap().0.matrix.row(2).iter().all(|&x| x == 0.0));
-    p.unk_init = UnkInit::Normal(None);
+    p.unk_init = UnkInit::Normal;
     assert!(extract(&v, &path, "vectors", &p).unwrap().0.matrix.row(2).iter().any(|&x| x != 0.0));
 }
 
@@ -144,9 +148,13 @@ fn bad_files_are_refused_with_the_place() {
     assert_eq!(refused(b"", VectorFormat::Auto, None), "vectors: the file is empty");
     assert_eq!(refused(b"3 2\na 1 2\nb 3 4\n", VectorFormat::Auto, None), "vectors: the header says 3 words, but the file has 2");
     assert_eq!(refused(b"1 2\na 1 2\nb 3 4\n", VectorFormat::Auto, None), "vectors: the header says 1 words, but the file has 2");
-    assert_eq!(refused(b"2 3\na 1 2 3\n", VectorFormat::Auto, Some(4)), "vectors: the header declares dimension 3, but the stage expects 4");
+    assert_eq!(
+        refused(b"2 3\na 1 2 3\n", VectorFormat::Auto, Some(4)),
+        "vectors: the header declares dimension 3, but the stage expects 4"
+    );
     assert_eq!(refused(b"a 1 2 3\n", VectorFormat::Glove, Some(4)), "vectors: line 1: 3 values, but the stage expects dimension 4");
-    assert!(refused(b"a 1 2\n", VectorFormat::Word2vecBinary, None).starts_with("vectors: line 1: expected a `count dim` header for word2vec-binary"));
+    assert!(refused(b"a 1 2\n", VectorFormat::Word2vecBinary, None)
+        .starts_with("vectors: line 1: expected a `count dim` header for word2vec-binary"));
 
     // Binary: truncated mid-record, and a header that lies about the count.
     let mut bin = b"2 3\n".to_vec();
@@ -176,7 +184,8 @@ fn safetensors_round_trip_is_byte_stable() {
     let path = write(d.path(), "g.txt", b"a 1 2\n", false);
     let (e, _) = extract(&vocab(&["a", "b"]), &path, "vectors", &params()).unwrap();
     let out = d.path().join("e.safetensors");
-    let meta = serde_json::json!({"dim": 2, "z": 1, "a": 2});
+    let (_, coverage) = extract(&vocab(&["a", "b"]), &path, "vectors", &params()).unwrap();
+    let meta = EmbeddingsMeta { vocab_blake3: "x".repeat(64), coverage };
     e.write(&out, &meta).unwrap();
     let bytes = std::fs::read(&out).unwrap();
     e.write(&out, &meta).unwrap();

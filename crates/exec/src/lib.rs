@@ -6,6 +6,10 @@
 //! in `$KIMCNN_THREADS`. Its stdout and stderr go to a log file; when it
 //! fails, the error quotes the log's last line.
 
+mod kind;
+
+pub use kind::{ExecKind, ExecParams};
+
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use kimcnn_stage::StageError;
+
 /// Errors of the runner. Each displays as one line naming the file, line and
 /// column, or the stage, involved.
 #[derive(Debug, thiserror::Error)]
@@ -20,10 +22,10 @@ pub enum PipelineError {
     Override { arg: String, message: String },
     #[error("no stage or stage group named `{0}` in the pipeline (see `kimcnn dag`)")]
     UnknownTarget(String),
-    #[error("stage `{stage}` failed: {message}")]
-    StageFailed { stage: String, message: String },
+    #[error("stage `{stage}` failed: {error}")]
+    StageFailed { stage: String, error: StageError },
     #[error("{0} stages failed; first: stage `{1}`: {2}")]
-    ManyFailed(usize, String, String),
+    ManyFailed(usize, String, StageError),
     #[error(transparent)]
     Store(#[from] kimcnn_store::StoreError),
 }

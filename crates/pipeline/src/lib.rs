@@ -4,26 +4,31 @@
 //! - [`spec`]: the raw YAML shape (unknown keys are errors, with line and
 //!   column).
 //! - [`Plan`]: `${...}` params resolved, `--set` overrides applied, `matrix:`
-//!   expanded into stages with stable names, references checked, cycles
-//!   refused, in topological order.
-//! - [`run`]: cache keys (BLAKE3 of kind, version, canonical params and input
-//!   hashes), per-key cross-process locks, parallel execution within a thread
-//!   budget, early cutoff, `pipeline.lock` and friendly links.
+//!   expanded into stages with stable names, each stage's params checked and
+//!   normalised by its kind, references checked, cycles refused, in
+//!   topological order. [`selects`] is the one rule that picks stages by
+//!   name, group prefix or glob.
+//! - [`run`]: for each stage, prepare (cache key, per-key cross-process
+//!   lock, cache check, pull, input verification), execute through an
+//!   [`Executor`] (the [`LocalExecutor`] runs the kind here), commit (run
+//!   record, links, `pipeline.lock`); parallel within a CPU budget, with
+//!   early cutoff.
 //! - [`status`]: what is stale and why.
 //!
-//! The runner knows nothing of CNNs: a stage kind is anything implementing
-//! [`StageKind`], registered by name in a [`Registry`].
+//! The runner knows nothing of CNNs: a stage kind is any
+//! [`kimcnn_stage::Kind`], registered by name in a [`Registry`].
 
 mod error;
-mod kind;
+mod exec;
 mod plan;
 mod run;
 pub mod spec;
 mod status;
 
 pub use error::PipelineError;
-pub use kind::{Env, Job, Registry, StageError, StageKind};
-pub use plan::{selects, Plan, Stage};
+pub use exec::{Executed, Executor, JobSpec, LocalExecutor};
+pub use kimcnn_stage::{Env, Registry, StageError};
+pub use plan::{select_names, selects, Plan, Stage};
 pub use run::{cache_key, run, Event, Fetch, Outcome, RunOptions, RunSummary};
 pub use status::{status, Reason, StageState, StageStatus};
 

@@ -3,8 +3,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use kimcnn_stage::{Registry, Resources};
+
 use crate::spec::{RawPipeline, RawStage};
-use crate::{PipelineError, Registry, Result};
+use crate::{PipelineError, Result};
 
 /// One concrete stage of the expanded pipeline.
 #[derive(Debug, Clone)]
@@ -14,13 +16,19 @@ pub struct Stage {
     /// `train.mr.static.fold3`).
     pub group: String,
     pub kind: String,
+    /// The kind's version (part of the cache key).
+    pub version: u32,
     pub desc: Option<String>,
-    /// Resolved params (all `${...}` substituted), canonical JSON.
+    /// Resolved (all `${...}` substituted) and normalised by the kind:
+    /// defaults applied, canonical JSON. What the cache key hashes.
     pub params: Value,
+    /// Where the kind computes, for kinds with a device (not in the key).
+    pub device: Option<String>,
+    /// What a run needs (`threads:` sets the cpus).
+    pub resources: Resources,
     /// Input name -> (index of the producing stage, its output name).
     pub inputs: BTreeMap<String, (usize, String)>,
     pub outputs: Vec<String>,
-    pub threads: usize,
     /// Producing stages, deduplicated, ascending.
     pub deps: Vec<usize>,
 }
@@ -35,37 +43,37 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Reads and checks `file`, applying `--set key=value` overrides.
-    pub fn load(file: &Path, overrides: &[String], registry: &Registry) -> Result<Plan> {
+    /// Reads and checks `file`, applying `--set key=value` overrides and, on
+    /// every stage whose kind has a device, `device`.
+    pub fn load(file: &Path, overrides: &[String], device: Option<&str>, registry: &Registry) -> Result<Plan> {
         let text = std::fs::read_to_string(file).map_err(|source| PipelineError::Read { file: file.into(), source })?;
-        Plan::parse(&text, file, overrides, registry)
+        Plan::parse(&text, file, overrides, device, registry)
     }
 
-    pub fn parse(text: &str, file: &Path, overrides: &[String], registry: &Registry) -> Result<Plan> {
+    pub fn parse(text: &str, file: &Path, overrides: &[String], device: Option<&str>, registry: &Registry) -> Result<Plan> {
         let mut raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| syntax(file, e))?;
+        let mut stage_sets = Vec::new();
         for o in overrides {
-            apply_override(&mut raw, o)?;
+            if let Some(set) = Override::parse(&mut raw, o)? {
+                stage_sets.push(set);
+            }
         }
         let invalid = |message: String| PipelineError::Invalid { file: file.into(), message };
         let params = yaml_to_json(&serde_yaml::Value::Mapping(raw.params.clone())).map_err(|e| invalid(format!("params: {e}")))?;
 
-        // Expand matrices, resolve ${...}.
-        struct Pending {
-            stage: Stage,
-            refs: Vec<(String, String)>,
-        }
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        // Expand matrices: every stage's name, before anything is resolved,
+        // so `--set` can address expanded stages.
+        let mut expanded: Vec<(&String, &RawStage, BTreeMap<String, Value>, String)> = Vec::new();
         for (group, rs) in &raw.stages {
             if !valid_name(group) {
                 return Err(invalid(format!(
                     "stage `{group}`: a stage name may hold only letters, digits, `_`, `-` and `.` (no path characters)"
                 )));
             }
-            let kind = registry.get(&rs.uses).ok_or_else(|| {
-                let known: Vec<&str> = registry.keys().map(String::as_str).collect();
-                invalid(format!("stage `{group}`: unknown stage kind `{}` (known: {})", rs.uses, known.join(", ")))
-            })?;
+            if registry.get(&rs.uses).is_none() {
+                let known: Vec<&str> = registry.names().collect();
+                return Err(invalid(format!("stage `{group}`: unknown stage kind `{}` (known: {})", rs.uses, known.join(", "))));
+            }
             for (vars, suffix) in expand_matrix(group, rs, &params).map_err(&invalid)? {
                 let name = format!("{group}{suffix}");
                 if !valid_name(&name) {
@@ -73,55 +81,79 @@ impl Plan {
                         "stage `{name}`: matrix values may hold only letters, digits, `_`, `-` and `.` (no path characters)"
                     )));
                 }
-                let ctx = Ctx { vars: &vars, params: &params };
-                let with = yaml_to_json(&serde_yaml::Value::Mapping(rs.with.clone()))
-                    .map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
-                let params = ctx.resolve(&with).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
-                let mut refs = Vec::new();
-                for (input, r) in &rs.inputs {
-                    let r = ctx.resolve_str(r).map_err(|e| invalid(format!("stage `{name}`: input `{input}`: {e}")))?;
-                    let r = match r {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    refs.push((input.clone(), r));
-                }
-                let outputs = kind.outputs(&params, &rs.outputs).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
-                for o in &outputs {
-                    if o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                        return Err(invalid(format!(
-                            "stage `{name}`: output name `{o}` may hold only letters, digits, `_` and `-`"
-                        )));
-                    }
-                }
-                let input_names: Vec<&str> = rs.inputs.keys().map(String::as_str).collect();
-                kind.check_inputs(&params, &input_names).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
-                let threads = rs.threads.unwrap_or_else(|| kind.threads(&params));
-                if threads == 0 {
-                    return Err(invalid(format!("stage `{name}`: threads must be at least 1")));
-                }
-                if let Some(prev) = index.get(&name) {
-                    let other = &pending[*prev].stage.group;
-                    return Err(invalid(format!(
-                        "stage name `{name}` occurs twice after matrix expansion (from `{other}` and `{group}`)"
-                    )));
-                }
-                index.insert(name.clone(), pending.len());
-                pending.push(Pending {
-                    stage: Stage {
-                        name,
-                        group: group.clone(),
-                        kind: rs.uses.clone(),
-                        desc: rs.desc.clone(),
-                        params,
-                        inputs: BTreeMap::new(),
-                        outputs,
-                        threads,
-                        deps: Vec::new(),
-                    },
-                    refs,
-                });
+                expanded.push((group, rs, vars, name));
             }
+        }
+        for o in &stage_sets {
+            let key = format!("{}.{}", o.target, o.param);
+            if expanded.iter().any(|e| selects(&key, &e.3)) {
+                return Err(o.error(&format!("`{key}` is a stage: name a param of it, e.g. {key}.epochs=10")));
+            }
+            if !expanded.iter().any(|e| o.selects(&e.3)) {
+                return Err(o.error(&format!("no stage `{}` in the pipeline (see `kimcnn dag`)", o.target)));
+            }
+        }
+
+        // Resolve ${...}, apply the stage overrides, let each kind check and normalise its params.
+        struct Pending {
+            stage: Stage,
+            refs: Vec<(String, String)>,
+        }
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (group, rs, vars, name) in expanded {
+            let kind = registry.get(&rs.uses).expect("checked above");
+            let ctx = Ctx { vars: &vars, params: &params };
+            let mut with = rs.with.clone();
+            for o in stage_sets.iter().filter(|o| o.selects(&name)) {
+                with.insert(serde_yaml::Value::String(o.param.clone()), o.value.clone());
+            }
+            let with = yaml_to_json(&serde_yaml::Value::Mapping(with)).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+            let resolved = ctx.resolve(&with).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+            let mut refs = Vec::new();
+            for (input, r) in &rs.inputs {
+                let r = ctx.resolve_str(r).map_err(|e| invalid(format!("stage `{name}`: input `{input}`: {e}")))?;
+                let r = match r {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                refs.push((input.clone(), r));
+            }
+            let input_names: Vec<&str> = rs.inputs.keys().map(String::as_str).collect();
+            let planned = kind.plan(&resolved, &rs.outputs, &input_names, device).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+            for o in &planned.outputs {
+                if o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    return Err(invalid(format!("stage `{name}`: output name `{o}` may hold only letters, digits, `_` and `-`")));
+                }
+            }
+            let mut resources = planned.resources;
+            if let Some(t) = rs.threads {
+                resources.cpus = t;
+            }
+            if resources.cpus == 0 {
+                return Err(invalid(format!("stage `{name}`: threads must be at least 1")));
+            }
+            if let Some(prev) = index.get(&name) {
+                let other = &pending[*prev].stage.group;
+                return Err(invalid(format!("stage name `{name}` occurs twice after matrix expansion (from `{other}` and `{group}`)")));
+            }
+            index.insert(name.clone(), pending.len());
+            pending.push(Pending {
+                stage: Stage {
+                    name,
+                    group: group.clone(),
+                    kind: rs.uses.clone(),
+                    version: kind.version(),
+                    desc: rs.desc.clone(),
+                    params: planned.params,
+                    device: planned.device,
+                    resources,
+                    inputs: BTreeMap::new(),
+                    outputs: planned.outputs,
+                    deps: Vec::new(),
+                },
+                refs,
+            });
         }
 
         // Resolve references.
@@ -129,9 +161,9 @@ impl Plan {
             let refs = std::mem::take(&mut pending[i].refs);
             let name = pending[i].stage.name.clone();
             for (input, r) in refs {
-                let (src, out) = r.rsplit_once('.').ok_or_else(|| {
-                    invalid(format!("stage `{name}`: input `{input}` = `{r}` is not of the form <stage>.<output>"))
-                })?;
+                let (src, out) = r
+                    .rsplit_once('.')
+                    .ok_or_else(|| invalid(format!("stage `{name}`: input `{input}` = `{r}` is not of the form <stage>.<output>")))?;
                 if src.contains('*') {
                     // A glob: one input `<input>.<stage>` per matching stage.
                     let mut hits: Vec<usize> = index.iter().filter(|(n, _)| glob(src, n)).map(|(_, &j)| j).collect();
@@ -146,9 +178,9 @@ impl Plan {
                     }
                     continue;
                 }
-                let &j = index.get(src).ok_or_else(|| {
-                    invalid(format!("stage `{name}`: input `{input}` refers to stage `{src}`, which does not exist"))
-                })?;
+                let &j = index
+                    .get(src)
+                    .ok_or_else(|| invalid(format!("stage `{name}`: input `{input}` refers to stage `{src}`, which does not exist")))?;
                 if !pending[j].stage.outputs.iter().any(|o| o == out) {
                     return Err(invalid(format!(
                         "stage `{name}`: input `{input}` refers to output `{out}` of stage `{src}`, which has only: {}",
@@ -191,28 +223,19 @@ impl Plan {
         self.index.get(name).copied()
     }
 
-    /// The stages a run of `targets` touches: each target (a stage name, a
-    /// group name from pipeline.yaml, or a `*` glob) and everything it reads,
-    /// plus, with `downstream`, everything that reads it. No targets: all.
-    /// Returns (selected, named-as-target) masks.
+    /// The stages `targets` name (see [`selects`]); no targets: all. A
+    /// target that names no stage is an error.
+    pub fn named(&self, targets: &[String]) -> Result<Vec<bool>> {
+        let names: Vec<&str> = self.stages.iter().map(|s| s.name.as_str()).collect();
+        select_names(targets, &names)
+    }
+
+    /// The stages a run of `targets` touches: the stages they name and
+    /// everything those read, plus, with `downstream`, everything that reads
+    /// them. Returns (selected, named-as-target) masks.
     pub fn select(&self, targets: &[String], downstream: bool) -> Result<(Vec<bool>, Vec<bool>)> {
         let n = self.stages.len();
-        if targets.is_empty() {
-            return Ok((vec![true; n], vec![true; n]));
-        }
-        let mut named = vec![false; n];
-        for t in targets {
-            let mut hit = false;
-            for (i, s) in self.stages.iter().enumerate() {
-                if s.name == *t || s.group == *t || glob(t, &s.name) {
-                    named[i] = true;
-                    hit = true;
-                }
-            }
-            if !hit {
-                return Err(PipelineError::UnknownTarget(t.clone()));
-            }
-        }
+        let named = self.named(targets)?;
         let mut sel = named.clone();
         if downstream {
             for i in 0..n {
@@ -256,10 +279,35 @@ fn valid_name(s: &str) -> bool {
         && !s.contains("..")
 }
 
-/// Whether a stage name is selected by a target: the name itself, a group
-/// (`train.mr` selects `train.mr.static.fold3`) or a glob (`train.*.rand`).
+/// The one rule by which `run`, `status`, `show`, `push`, `pull` and `--set`
+/// pick stages: a target selects a stage name that is the target itself,
+/// lies under it as a group prefix at a dot (`train`, `train.mr` and
+/// `train.mr.static` all select `train.mr.static.fold3`), or matches it as
+/// a `*` glob (`train.*.rand.fold0`).
 pub fn selects(target: &str, name: &str) -> bool {
     target == name || name.strip_prefix(target).is_some_and(|r| r.starts_with('.')) || glob(target, name)
+}
+
+/// Which of `names` the targets select ([`selects`]); no targets: all. A
+/// target that selects none is an error.
+pub fn select_names(targets: &[String], names: &[&str]) -> Result<Vec<bool>> {
+    if targets.is_empty() {
+        return Ok(vec![true; names.len()]);
+    }
+    let mut named = vec![false; names.len()];
+    for t in targets {
+        let mut hit = false;
+        for (i, n) in names.iter().enumerate() {
+            if selects(t, n) {
+                named[i] = true;
+                hit = true;
+            }
+        }
+        if !hit {
+            return Err(PipelineError::UnknownTarget(t.clone()));
+        }
+    }
+    Ok(named)
 }
 
 fn glob(pat: &str, s: &str) -> bool {
@@ -290,27 +338,58 @@ fn yaml_to_json(v: &serde_yaml::Value) -> std::result::Result<Value, String> {
     serde_json::to_value(v).map_err(|e| format!("cannot use this value as a param: {e}"))
 }
 
-fn apply_override(raw: &mut RawPipeline, arg: &str) -> Result<()> {
-    let err = |message: &str| PipelineError::Override { arg: arg.to_string(), message: message.to_string() };
-    let (path, value) = arg.split_once('=').ok_or_else(|| err("expected KEY=VALUE, e.g. train.epochs=10"))?;
-    let value: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| err(&format!("bad value: {e}")))?;
-    let segs: Vec<&str> = path.split('.').collect();
-    if segs.iter().any(|s| s.is_empty()) {
-        return Err(err("empty key segment"));
+/// A `--set` of a stage param: `STAGES.param=VALUE`, STAGES a stage, a
+/// group prefix or a glob (see [`selects`]), `param` one name (a mapping
+/// param is set whole: `--set 'run.env={A: 1}'`).
+struct Override {
+    arg: String,
+    target: String,
+    param: String,
+    value: serde_yaml::Value,
+}
+
+impl Override {
+    /// Applies a global param override (`epochs=10`, `opt.lr=0.1`) to the
+    /// raw params at once; returns a stage override, whose stages are known
+    /// only after matrix expansion.
+    fn parse(raw: &mut RawPipeline, arg: &str) -> Result<Option<Override>> {
+        let err = |message: &str| PipelineError::Override { arg: arg.to_string(), message: message.to_string() };
+        let (key, value) = arg.split_once('=').ok_or_else(|| err("expected KEY=VALUE, e.g. train.epochs=10"))?;
+        let value: serde_yaml::Value = serde_yaml::from_str(value).map_err(|e| err(&format!("bad value: {e}")))?;
+        let segs: Vec<&str> = key.split('.').collect();
+        if segs.iter().any(|s| s.is_empty()) {
+            return Err(err("empty key segment"));
+        }
+        // Stages: a target above a group (`train` for `train.mr`), a group,
+        // or inside one's expansion (`train.mr.rand.fold0`); names hold dots.
+        let near_group = |t: &str| {
+            t.contains('*')
+                || raw.stages.keys().any(|g| {
+                    g == t
+                        || g.strip_prefix(t).is_some_and(|r| r.starts_with('.'))
+                        || t.strip_prefix(g.as_str()).is_some_and(|r| r.starts_with('.'))
+                })
+        };
+        if raw.stages.keys().any(|g| g == key || g.strip_prefix(key).is_some_and(|r| r.starts_with('.'))) {
+            return Err(err("name a param of the stage, e.g. train.epochs=10"));
+        }
+        if let Some((target, param)) = key.rsplit_once('.').filter(|(t, _)| near_group(t)) {
+            return Ok(Some(Override { arg: arg.to_string(), target: target.to_string(), param: param.to_string(), value }));
+        }
+        if !raw.params.contains_key(segs[0]) {
+            return Err(err(&format!("no stage or param named `{}` in the pipeline", segs[0])));
+        }
+        set_path(&mut raw.params, &segs, value).map_err(|m| err(&m))?;
+        Ok(None)
     }
-    // The longest prefix that names a stage (names may hold dots: `embed.mr`).
-    let stage_len = (1..segs.len()).rev().find(|&k| raw.stages.contains_key(&segs[..k].join(".")));
-    let (map, rest) = if let Some(k) = stage_len {
-        let stage = raw.stages.get_mut(&segs[..k].join(".")).expect("found above");
-        (&mut stage.with, &segs[k..])
-    } else if raw.stages.contains_key(path) {
-        return Err(err("name a param of the stage, e.g. train.epochs=10"));
-    } else if raw.params.contains_key(segs[0]) {
-        (&mut raw.params, &segs[..])
-    } else {
-        return Err(err(&format!("no stage or param named `{}` in the pipeline", segs[0])));
-    };
-    set_path(map, rest, value).map_err(|m| err(&m))
+
+    fn selects(&self, name: &str) -> bool {
+        selects(&self.target, name)
+    }
+
+    fn error(&self, message: &str) -> PipelineError {
+        PipelineError::Override { arg: self.arg.clone(), message: message.to_string() }
+    }
 }
 
 fn set_path(map: &mut serde_yaml::Mapping, segs: &[&str], value: serde_yaml::Value) -> std::result::Result<(), String> {
@@ -326,14 +405,17 @@ fn set_path(map: &mut serde_yaml::Mapping, segs: &[&str], value: serde_yaml::Val
     }
 }
 
+/// One combination of matrix values: the variables and the name suffix.
+type Combo = (BTreeMap<String, Value>, String);
+
 /// Matrix expansion: the cartesian product of the variables in declared
 /// order, each with the name suffix it gets (`.mr.static.fold3`).
 ///
 /// A variable's values may come from a param (`variant: ${variants}`, a
 /// list) or use one in a range (`fold: range(${folds_run})`); an empty list
 /// expands to no stages (a way to switch a group off).
-fn expand_matrix(group: &str, rs: &RawStage, params: &Value) -> std::result::Result<Vec<(BTreeMap<String, Value>, String)>, String> {
-    let mut combos: Vec<(BTreeMap<String, Value>, String)> = vec![(BTreeMap::new(), String::new())];
+fn expand_matrix(group: &str, rs: &RawStage, params: &Value) -> std::result::Result<Vec<Combo>, String> {
+    let mut combos: Vec<Combo> = vec![(BTreeMap::new(), String::new())];
     let empty = BTreeMap::new();
     let ctx = Ctx { vars: &empty, params };
     for (var, spec) in &rs.matrix {
@@ -411,7 +493,10 @@ impl Ctx<'_> {
                 if let Some(m) = self.params.as_object() {
                     known.extend(m.keys().cloned());
                 }
-                format!("`${{{name}}}` is not defined (defined here: {})", if known.is_empty() { "nothing".into() } else { known.join(", ") })
+                format!(
+                    "`${{{name}}}` is not defined (defined here: {})",
+                    if known.is_empty() { "nothing".into() } else { known.join(", ") }
+                )
             })?;
         }
         Ok(cur)

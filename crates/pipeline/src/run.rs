@@ -3,10 +3,12 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
 
+use kimcnn_stage::{Env, Progress, Registry, StageError};
 use kimcnn_store::{hash_bytes, LockEntry, Lockfile, ObjectId, RunRecord, Store};
 use serde_json::{json, Value};
 
-use crate::{Env, Job, Plan, PipelineError, Registry, Result, Stage};
+use crate::exec::{Executor, JobSpec, LocalExecutor};
+use crate::{PipelineError, Plan, Result, Stage};
 
 /// Restores a run computed elsewhere (a teammate's remote) into the store.
 pub trait Fetch: Send + Sync + std::fmt::Debug {
@@ -32,13 +34,17 @@ pub struct RunOptions {
     pub lock_path: PathBuf,
     /// Before computing a stage, look its key up here (`run --pull`).
     pub pull: Option<std::sync::Arc<dyn Fetch>>,
+    /// Where stages are computed (default: here, a [`LocalExecutor`]).
+    pub executor: Option<std::sync::Arc<dyn Executor>>,
 }
 
 /// What happened to one stage.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Computed in this run.
-    Ran { seconds: f64 },
+    Ran {
+        seconds: f64,
+    },
     /// Its key had a run record with all outputs present.
     Cached,
     /// Another process computed it while this one waited for the key lock.
@@ -47,7 +53,7 @@ pub enum Outcome {
     Pulled,
     /// Dry run: would be computed.
     WouldRun,
-    Failed(String),
+    Failed(StageError),
     /// Not run because something it reads failed.
     Skipped,
 }
@@ -55,9 +61,22 @@ pub enum Outcome {
 /// Progress events, for a display. The runner prints nothing itself.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
-    Planned { total: usize },
-    Started { stage: &'a str, threads: usize },
-    Finished { stage: &'a str, outcome: &'a Outcome },
+    Planned {
+        total: usize,
+    },
+    Started {
+        stage: &'a str,
+        threads: usize,
+    },
+    /// A running stage's progress (bytes fetched, epochs trained).
+    Progress {
+        stage: &'a str,
+        progress: &'a Progress,
+    },
+    Finished {
+        stage: &'a str,
+        outcome: &'a Outcome,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -106,7 +125,7 @@ struct Done {
 }
 
 enum WorkError {
-    Failed(String),
+    Failed(StageError),
     Corrupt(Vec<(String, ObjectId)>),
 }
 
@@ -125,8 +144,8 @@ pub fn run(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: &
     let failed: Vec<&(String, Outcome)> = summary.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).collect();
     match failed.as_slice() {
         [] => Ok(summary),
-        [(stage, Outcome::Failed(m))] => Err(PipelineError::StageFailed { stage: stage.clone(), message: m.clone() }),
-        [(stage, Outcome::Failed(m)), ..] => Err(PipelineError::ManyFailed(failed.len(), stage.clone(), m.clone())),
+        [(stage, Outcome::Failed(e))] => Err(PipelineError::StageFailed { stage: stage.clone(), error: e.clone() }),
+        [(stage, Outcome::Failed(e)), ..] => Err(PipelineError::ManyFailed(failed.len(), stage.clone(), e.clone())),
         _ => unreachable!("filtered to failures"),
     }
 }
@@ -140,6 +159,14 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
     let mut summary = RunSummary::default();
     on(Event::Planned { total: selected.iter().filter(|&&s| s).count() });
 
+    let local;
+    let executor: &dyn Executor = match &opts.executor {
+        Some(e) => e.as_ref(),
+        None => {
+            local = LocalExecutor { registry: registry.clone(), env: env.clone() };
+            &local
+        }
+    };
     let (tx, rx) = mpsc::channel::<(usize, std::result::Result<Done, WorkError>, f64, Via)>();
     let mut free = jobs;
     let mut running = 0usize;
@@ -176,17 +203,17 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                         continue;
                     }
                     progressed = true;
-                    let kind = &registry[&s.kind];
+                    let kind = registry.get(&s.kind).expect("the plan checked its kinds");
                     let fingerprint = match kind.fingerprint(&s.params, env) {
                         Ok(f) => f,
                         Err(e) => {
-                            let o = Outcome::Failed(e.to_string());
+                            let o = Outcome::Failed(e);
                             on(Event::Finished { stage: &s.name, outcome: &o });
                             state[i] = State::Done(o, None);
                             continue;
                         }
                     };
-                    let key = cache_key(&s.kind, kind.version(), &s.params, &inputs, &fingerprint);
+                    let key = cache_key(&s.kind, s.version, &s.params, &inputs, &fingerprint);
                     let forced = opts.force && named[i];
                     if !forced {
                         if let Some(rec) = cached(store, &key, s)? {
@@ -213,24 +240,22 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                 if !matches!(state[i], State::Queued(..)) {
                     continue;
                 }
-                let need = plan.stages[i].threads.min(jobs);
+                let need = plan.stages[i].resources.cpus.min(jobs);
                 if need > free {
                     continue;
                 }
-                let State::Queued(key, inputs, fingerprint) = std::mem::replace(&mut state[i], State::Running) else {
-                    unreachable!()
-                };
+                let State::Queued(key, inputs, fingerprint) = std::mem::replace(&mut state[i], State::Running) else { unreachable!() };
                 free -= need;
                 running += 1;
                 let s = &plan.stages[i];
                 on(Event::Started { stage: &s.name, threads: need });
                 let tx = tx.clone();
                 let forced = opts.force && named[i];
-                let kind = registry[&s.kind].clone();
                 let pull = if forced { None } else { opts.pull.as_deref() };
                 scope.spawn(move || {
                     let t0 = Instant::now();
-                    let (res, via) = work(s, kind.as_ref(), env, key, inputs, fingerprint, need, forced, pull);
+                    let progress = |p: Progress| on(Event::Progress { stage: &s.name, progress: &p });
+                    let (res, via) = work(s, store, executor, key, inputs, fingerprint, forced, pull, &progress);
                     let _ = tx.send((i, res, t0.elapsed().as_secs_f64(), via));
                 });
             }
@@ -240,7 +265,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
             }
             let (i, res, seconds, via) = rx.recv().expect("workers report");
             running -= 1;
-            free += plan.stages[i].threads.min(jobs);
+            free += plan.stages[i].resources.cpus.min(jobs);
             let s = &plan.stages[i];
             let (o, done) = match res {
                 Ok(d) => match via {
@@ -252,7 +277,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                 Err(WorkError::Corrupt(objs)) => {
                     let names: Vec<String> = objs.iter().map(|(n, id)| format!("input `{n}` ({})", id.short())).collect();
                     summary.quarantined.extend(objs);
-                    (Outcome::Failed(format!("corrupt object(s) quarantined: {}", names.join(", "))), None)
+                    (Outcome::Failed(StageError::BadInput(format!("corrupt object(s) quarantined: {}", names.join(", ")))), None)
                 }
             };
             if let Some(d) = &done {
@@ -276,7 +301,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
         }
     }
     if !opts.dry_run {
-        update_lock(plan, registry, store, &opts.lock_path, &finished)?;
+        update_lock(plan, store, &opts.lock_path, &finished)?;
     }
     Ok(summary)
 }
@@ -308,45 +333,85 @@ enum Via {
     Pulled,
 }
 
-/// Computes one stage under its key lock (or restores it from `pull`).
+/// One stage under its key lock: prepare (cache check, pull, input
+/// verification), execute, commit (the run record).
 #[allow(clippy::too_many_arguments)]
 fn work(
     s: &Stage,
-    kind: &dyn crate::StageKind,
-    env: &Env,
+    store: &Store,
+    executor: &dyn Executor,
     key: ObjectId,
     inputs: BTreeMap<String, ObjectId>,
     fingerprint: Option<String>,
-    threads: usize,
     forced: bool,
     pull: Option<&dyn Fetch>,
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> (std::result::Result<Done, WorkError>, Via) {
-    let store = &env.store;
-    let fail = |m: String| (Err(WorkError::Failed(m)), Via::Computed);
+    let fail = |e: StageError| (Err(WorkError::Failed(e)), Via::Computed);
     let _lock = match store.lock_key(key.as_str()) {
         Ok(l) => l,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return fail(e.into()),
     };
+    match prepare(s, store, &key, &inputs, forced, pull) {
+        Ok(Prepared::Ready) => {}
+        Ok(Prepared::Restored(outputs, via)) => return (Ok(Done { key, inputs, outputs, fingerprint }), via),
+        Err(e) => return (Err(e), Via::Computed),
+    }
+    let job = JobSpec {
+        stage: s.name.clone(),
+        kind: s.kind.clone(),
+        kind_version: s.version,
+        key: key.clone(),
+        params: s.params.clone(),
+        device: s.device.clone(),
+        resources: s.resources,
+        inputs: inputs.clone(),
+        outputs: s.outputs.clone(),
+    };
+    let executed = match executor.execute(&job, progress) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    match commit(s, store, &job, executed) {
+        Ok(outputs) => (Ok(Done { key, inputs, outputs, fingerprint }), Via::Computed),
+        Err(e) => fail(e),
+    }
+}
+
+enum Prepared {
+    /// Compute it.
+    Ready,
+    /// Another process computed it meanwhile, or the remote had it: its outputs.
+    Restored(BTreeMap<String, ObjectId>, Via),
+}
+
+/// Under the key's lock: a record another process wrote meanwhile, or one
+/// the remote has, restores the stage; otherwise its inputs are re-hashed
+/// (a corrupt one is quarantined, so its producer is recomputed).
+fn prepare(
+    s: &Stage,
+    store: &Store,
+    key: &ObjectId,
+    inputs: &BTreeMap<String, ObjectId>,
+    forced: bool,
+    pull: Option<&dyn Fetch>,
+) -> std::result::Result<Prepared, WorkError> {
+    let failed = |e: PipelineError| WorkError::Failed(StageError::Failed(e.to_string()));
     if !forced {
-        match cached(store, &key, s) {
-            Ok(Some(rec)) => return (Ok(Done { key, inputs, outputs: rec.outputs, fingerprint }), Via::Other),
-            Ok(None) => {}
-            Err(e) => return fail(e.to_string()),
+        if let Some(rec) = cached(store, key, s).map_err(failed)? {
+            return Ok(Prepared::Restored(rec.outputs, Via::Other));
         }
     }
     if let Some(f) = pull {
-        match f.fetch(store, &key).and_then(|found| if found { cached(store, &key, s).map_err(|e| e.to_string()) } else { Ok(None) }) {
-            Ok(Some(rec)) => return (Ok(Done { key, inputs, outputs: rec.outputs, fingerprint }), Via::Pulled),
-            Ok(None) => {}
-            Err(e) => return fail(e),
+        let found = f.fetch(store, key).map_err(|e| WorkError::Failed(StageError::Failed(e)))?;
+        if found {
+            if let Some(rec) = cached(store, key, s).map_err(failed)? {
+                return Ok(Prepared::Restored(rec.outputs, Via::Pulled));
+            }
         }
     }
-    if let Err(e) = store.clear_scratch(key.as_str()) {
-        return fail(e.to_string());
-    }
-    // Never feed a stage a corrupt object: re-hash its inputs first.
     let mut corrupt = Vec::new();
-    for (name, id) in &inputs {
+    for (name, id) in inputs {
         match store.check_object(id) {
             Ok(true) => {}
             Ok(false) => {
@@ -354,69 +419,49 @@ fn work(
                     corrupt.push((name.clone(), id.clone()));
                 }
             }
-            Err(e) => return fail(format!("input `{name}`: {e}")),
+            Err(e) => return Err(WorkError::Failed(StageError::Failed(format!("input `{name}`: {e}")))),
         }
     }
     if !corrupt.is_empty() {
-        return (Err(WorkError::Corrupt(corrupt)), Via::Computed);
+        return Err(WorkError::Corrupt(corrupt));
     }
-    let scratch = match store.scratch(key.as_str()) {
-        Ok(d) => d,
-        Err(e) => return fail(e.to_string()),
-    };
-    let out_dir = scratch.path().join("out");
-    let work_dir = scratch.path().join("work");
-    for d in [&out_dir, &work_dir] {
-        if let Err(e) = std::fs::create_dir_all(d) {
-            return fail(format!("{}: {e}", d.display()));
-        }
-    }
-    let job = Job {
-        stage: &s.name,
-        params: &s.params,
-        inputs: inputs.iter().map(|(n, id)| (n.clone(), store.object_path(id))).collect(),
-        outputs: s.outputs.iter().map(|o| (o.clone(), out_dir.join(o))).collect(),
-        scratch: &work_dir,
-        threads,
-        env,
-    };
-    let t0 = Instant::now();
-    if let Err(e) = kind.run(&job) {
-        return fail(e.to_string());
-    }
-    let mut outputs = BTreeMap::new();
-    for (name, path) in &job.outputs {
-        if !path.is_file() {
-            return fail(format!("did not write its output `{name}`"));
-        }
-        match store.commit_file(path) {
-            Ok(id) => {
-                outputs.insert(name.clone(), id);
-            }
-            Err(e) => return fail(e.to_string()),
+    Ok(Prepared::Ready)
+}
+
+/// Records an executed job: its run record, written last, once every output is in the store.
+fn commit(
+    s: &Stage,
+    store: &Store,
+    job: &JobSpec,
+    x: crate::exec::Executed,
+) -> std::result::Result<BTreeMap<String, ObjectId>, StageError> {
+    for o in &s.outputs {
+        match x.outputs.get(o) {
+            Some(id) if store.has_object(id) => {}
+            Some(id) => return Err(StageError::Failed(format!("output `{o}` ({}) is not in the store", id.short()))),
+            None => return Err(StageError::Failed(format!("did not write its output `{o}`"))),
         }
     }
     let rec = RunRecord {
-        key: key.clone(),
+        key: job.key.clone(),
         kind: s.kind.clone(),
-        kind_version: kind.version(),
+        kind_version: s.version,
         stage: s.name.clone(),
         params: s.params.clone(),
-        inputs: inputs.clone(),
-        outputs: outputs.clone(),
+        inputs: job.inputs.clone(),
+        outputs: x.outputs.clone(),
         finished: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: x.seconds,
+        device: x.info.device,
     };
-    if let Err(e) = store.write_run(&rec) {
-        return fail(e.to_string());
-    }
-    (Ok(Done { key, inputs, outputs, fingerprint }), Via::Computed)
+    store.write_run(&rec)?;
+    Ok(x.outputs)
 }
 
 /// Read-modify-write of pipeline.lock under a store-wide lock: entries of
 /// the stages that finished are replaced, entries of stages no longer in the
 /// pipeline dropped, the rest kept.
-fn update_lock(plan: &Plan, registry: &Registry, store: &Store, path: &std::path::Path, finished: &[(usize, Done)]) -> Result<()> {
+fn update_lock(plan: &Plan, store: &Store, path: &std::path::Path, finished: &[(usize, Done)]) -> Result<()> {
     let _guard = store.lock_key("pipeline-lock")?;
     let mut lock = Lockfile::read(path)?;
     lock.schema = 1;
@@ -427,7 +472,7 @@ fn update_lock(plan: &Plan, registry: &Registry, store: &Store, path: &std::path
             s.name.clone(),
             LockEntry {
                 kind: s.kind.clone(),
-                kind_version: registry[&s.kind].version(),
+                kind_version: s.version,
                 key: d.key.clone(),
                 params: s.params.clone(),
                 fingerprint: d.fingerprint.clone(),

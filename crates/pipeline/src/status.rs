@@ -5,8 +5,10 @@ use std::path::Path;
 use kimcnn_store::{Lockfile, ObjectId};
 use serde_json::Value;
 
+use kimcnn_stage::{Env, Registry};
+
 use crate::run::cache_key;
-use crate::{Env, Plan, Registry, Result};
+use crate::{Plan, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StageState {
@@ -42,12 +44,9 @@ impl fmt::Display for Reason {
             Reason::Input { name, old: Some(o), new } => write!(f, "input {name} changed: {} -> {}", o.short(), new.short()),
             Reason::Input { name, old: None, new } => write!(f, "new input {name} ({})", new.short()),
             Reason::Upstream { input, stage } => write!(f, "input {input} comes from stale stage {stage}"),
-            Reason::Fingerprint { old, new } => write!(
-                f,
-                "external file changed: {} -> {}",
-                old.as_deref().unwrap_or("(none)"),
-                new.as_deref().unwrap_or("(none)")
-            ),
+            Reason::Fingerprint { old, new } => {
+                write!(f, "external file changed: {} -> {}", old.as_deref().unwrap_or("(none)"), new.as_deref().unwrap_or("(none)"))
+            }
             Reason::OutputsMissing => write!(f, "outputs missing from the store (gc'd or not pulled)"),
             Reason::Error(m) => write!(f, "{m}"),
         }
@@ -69,14 +68,14 @@ pub fn status(plan: &Plan, registry: &Registry, env: &Env, lock_path: &Path) -> 
     let mut known: Vec<Option<BTreeMap<String, ObjectId>>> = vec![None; plan.stages.len()];
     let mut out = Vec::with_capacity(plan.stages.len());
     for (i, s) in plan.stages.iter().enumerate() {
-        let kind = &registry[&s.kind];
+        let kind = registry.get(&s.kind).expect("the plan checked its kinds");
         let entry = lock.stages.get(&s.name);
         let mut reasons = Vec::new();
         match entry {
             None => reasons.push(Reason::NeverRun),
             Some(e) => {
-                if e.kind_version != kind.version() {
-                    reasons.push(Reason::KindVersion { old: e.kind_version, new: kind.version() });
+                if e.kind_version != s.version {
+                    reasons.push(Reason::KindVersion { old: e.kind_version, new: s.version });
                 }
                 diff_params("", Some(&e.params), Some(&s.params), &mut reasons);
             }
@@ -118,7 +117,7 @@ pub fn status(plan: &Plan, registry: &Registry, env: &Env, lock_path: &Path) -> 
                 reasons.push(Reason::Fingerprint { old: e.fingerprint.clone(), new: fingerprint.clone() });
             }
         }
-        let key = cache_key(&s.kind, kind.version(), &s.params, &inputs, &fingerprint);
+        let key = cache_key(&s.kind, s.version, &s.params, &inputs, &fingerprint);
         let rec = store.read_run(&key)?;
         let complete = rec.as_ref().is_some_and(|r| s.outputs.iter().all(|o| r.outputs.get(o).is_some_and(|id| store.has_object(id))));
         let state = if complete {

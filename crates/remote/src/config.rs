@@ -40,8 +40,8 @@ impl RemoteConfigs {
     /// later calls override earlier ones by name.
     pub fn merge_yaml(&mut self, what: &str, remotes: Option<&serde_yaml::Value>, default: Option<&serde_yaml::Value>) -> Result<()> {
         if let Some(v) = remotes {
-            let map: BTreeMap<String, serde_yaml::Value> =
-                serde_yaml::from_value(v.clone()).map_err(|e| RemoteError::Config(format!("{what}: `remotes:` must map names to remotes: {e}")))?;
+            let map: BTreeMap<String, serde_yaml::Value> = serde_yaml::from_value(v.clone())
+                .map_err(|e| RemoteError::Config(format!("{what}: `remotes:` must map names to remotes: {e}")))?;
             for (name, v) in map {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                     return Err(RemoteError::Config(format!("{what}: remote name `{name}`: use letters, digits, - and _")));
@@ -56,7 +56,8 @@ impl RemoteConfigs {
                         }
                     }
                 }
-                let cfg: RemoteConfig = serde_yaml::from_value(v).map_err(|e| RemoteError::Config(format!("{what}: remote `{name}`: {e}")))?;
+                let cfg: RemoteConfig =
+                    serde_yaml::from_value(v).map_err(|e| RemoteError::Config(format!("{what}: remote `{name}`: {e}")))?;
                 self.remotes.insert(name, cfg);
             }
         }

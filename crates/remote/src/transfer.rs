@@ -104,7 +104,9 @@ impl Remote {
                     max_retries: 3,
                     retry_timeout: Duration::from_secs(30),
                 })
-                .with_client_options(ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(600)));
+                .with_client_options(
+                    ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(600)),
+                );
             if let Some(r) = &cfg.region {
                 b = b.with_region(r);
             }
@@ -262,7 +264,10 @@ impl Remote {
             report.objects = objects.len();
             for id in &objects {
                 if !store.has_object(id) {
-                    return Err(RemoteError::Store(kimcnn_store::StoreError::Missing { id: (*id).clone(), root: store.root().to_path_buf() }));
+                    return Err(RemoteError::Store(kimcnn_store::StoreError::Missing {
+                        id: (*id).clone(),
+                        root: store.root().to_path_buf(),
+                    }));
                 }
             }
             let there = self.existing(objects.iter().map(|id| self.object_loc(id)).collect()).await?;

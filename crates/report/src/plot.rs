@@ -7,7 +7,9 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::{datasets_of, kim_2014, ReportError, RunResult, VARIANTS};
+use kimcnn_schema::RunResult;
+
+use crate::{datasets_of, kim_2014, mixed_settings, settings, ReportError, VARIANTS};
 
 /// The boxes of one panel: label, the runs' accuracies in %, Kim's figure.
 type Boxes = Vec<(String, Vec<f64>, Option<f64>)>;
@@ -24,15 +26,13 @@ fn quartiles(sorted: &[f64]) -> [f64; 5] {
 /// The boxes per data set, in Kim's variant order; runs with several pads or
 /// inits get one box each, labelled with them.
 fn panels(rows: &[RunResult], datasets: &[&str]) -> Vec<(String, Boxes)> {
-    let mut groups: Vec<(&str, &str)> = rows.iter().map(|r| (r.pad.as_str(), r.init.as_str())).collect();
-    groups.sort();
-    groups.dedup();
+    let many = mixed_settings(rows);
     datasets
         .iter()
         .map(|d| {
             let mut boxes = Vec::new();
             for v in VARIANTS {
-                for (pad, init) in &groups {
+                for (pad, init) in &settings(rows, v) {
                     let mut accs: Vec<f64> = rows
                         .iter()
                         .filter(|r| r.dataset == *d && r.variant == v && r.pad == *pad && r.init == *init)
@@ -42,7 +42,7 @@ fn panels(rows: &[RunResult], datasets: &[&str]) -> Vec<(String, Boxes)> {
                         continue;
                     }
                     accs.sort_by(f64::total_cmp);
-                    let label = if groups.len() > 1 { format!("{v} {pad}/{init}") } else { v.to_string() };
+                    let label = if many { format!("{v} {pad}/{init}") } else { v.to_string() };
                     boxes.push((label, accs, kim_2014(d, v)));
                 }
             }
@@ -69,7 +69,11 @@ pub fn plot(path: &Path, rows: &[RunResult]) -> Result<(), ReportError> {
     Ok(())
 }
 
-fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, dataset: &str, boxes: &Boxes) -> Result<(), Box<dyn std::error::Error>> {
+fn draw_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    dataset: &str,
+    boxes: &Boxes,
+) -> Result<(), Box<dyn std::error::Error>> {
     let all = boxes.iter().flat_map(|(_, a, k)| a.iter().copied().chain(*k));
     let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
     let (lo, hi) = ((lo - 1.0).floor(), (hi + 1.0).ceil());
@@ -87,7 +91,11 @@ fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, dataset: &
         .x_labels(n)
         .x_label_formatter(&|x| {
             let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .y_desc("test accuracy %")
         .draw()?;
@@ -112,11 +120,28 @@ fn draw_panel(area: &DrawingArea<SVGBackend, plotters::coord::Shift>, dataset: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kimcnn_schema::{Pad, Variant};
 
     #[test]
     fn one_panel_per_dataset_with_kims_figures() {
-        let r = |d: &str, v: &str, acc: f64| RunResult { dataset: d.into(), variant: v.into(), fold: 0, seed: 1, accuracy: acc, macro_f1: acc, epochs: 25, best_epoch: 3, pad: "kim".into(), init: "uniform".into() };
-        let rows = vec![r("trec", "static", 0.9), r("mr", "rand", 0.75), r("mr", "rand", 0.77), r("mr", "multichannel", 0.8)];
+        let r = |d: &str, variant: Variant, acc: f64| RunResult {
+            dataset: d.into(),
+            variant,
+            fold: Some(0),
+            seed: 1,
+            accuracy: acc,
+            macro_f1: acc,
+            epochs: 25,
+            best_epoch: 3,
+            pad: Pad::Kim,
+            init: "uniform".into(),
+        };
+        let rows = vec![
+            r("trec", Variant::Static, 0.9),
+            r("mr", Variant::Rand, 0.75),
+            r("mr", Variant::Rand, 0.77),
+            r("mr", Variant::Multichannel, 0.8),
+        ];
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("r.svg");
         plot(&path, &rows).unwrap();
@@ -125,7 +150,10 @@ mod tests {
             assert!(svg.contains(text), "{text} missing");
         }
         let p = panels(&rows, &datasets_of(&rows));
-        assert_eq!(p[0].1.iter().map(|b| (b.0.as_str(), b.1.len(), b.2)).collect::<Vec<_>>(), vec![("rand", 2, Some(76.1)), ("multichannel", 1, Some(81.1))]);
+        assert_eq!(
+            p[0].1.iter().map(|b| (b.0.as_str(), b.1.len(), b.2)).collect::<Vec<_>>(),
+            vec![("rand", 2, Some(76.1)), ("multichannel", 1, Some(81.1))]
+        );
         assert!(plot(&d.path().join("no/such/dir/r.svg"), &rows).is_err());
     }
 

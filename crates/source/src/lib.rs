@@ -12,6 +12,10 @@
 //! when it differs from the URL's (the mirror may hold that member alone,
 //! gzipped: `glove.6B.50d.txt.gz`). A mirror copy is used as it is.
 
+mod kind;
+
+pub use kind::{SourceKind, SourceParams};
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -120,7 +124,13 @@ impl SourceSpec {
 
 /// Copies or downloads the source's bytes to `dest`, checking any declared
 /// checksum. `progress(done, total)` is called as bytes arrive.
-pub fn fetch(spec: &SourceSpec, project_dir: &Path, mirrors: &[PathBuf], dest: &Path, progress: &dyn Fn(u64, Option<u64>)) -> Result<Fetched> {
+pub fn fetch(
+    spec: &SourceSpec,
+    project_dir: &Path,
+    mirrors: &[PathBuf],
+    dest: &Path,
+    progress: &dyn Fn(u64, Option<u64>),
+) -> Result<Fetched> {
     let (from, mut reader, total, downloaded): (String, Box<dyn Read>, Option<u64>, bool) = match &spec.location {
         Location::Path(p) => {
             let p = project_dir.join(p);
@@ -141,7 +151,8 @@ pub fn fetch(spec: &SourceSpec, project_dir: &Path, mirrors: &[PathBuf], dest: &
                 let len = f.metadata().ok().map(|m| m.len());
                 (p.display().to_string(), Box::new(f), len, false)
             } else {
-                let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(15)).timeout_read(Duration::from_secs(60)).build();
+                let agent =
+                    ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(15)).timeout_read(Duration::from_secs(60)).build();
                 let resp = agent.get(url).call().map_err(|e| SourceError::Download {
                     url: url.clone(),
                     name: name.to_string(),

@@ -16,7 +16,7 @@ mod store;
 
 pub use hash::{hash_bytes, hash_file, ObjectId};
 pub use lockfile::{LockEntry, Lockfile};
-pub use store::{GcReport, KeyLock, RunRecord, ScratchDir, Store, VerifyReport};
+pub use store::{GcReport, KeyLock, ObjectList, RunRecord, ScratchDir, Store, VerifyReport};
 
 use std::path::PathBuf;
 

@@ -29,6 +29,19 @@ pub struct RunRecord {
     /// Seconds since the Unix epoch when the run finished.
     pub finished: u64,
     pub seconds: f64,
+    /// Where it computed (`cpu`, `cuda:0`), for kinds with a device. Not
+    /// part of the key: a CPU and a GPU run of a stage are the same stage
+    /// (the same model up to rounding, not the same bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// What [`Store::objects`] finds.
+#[derive(Debug, Default)]
+pub struct ObjectList {
+    /// Object ids and sizes, sorted.
+    pub ids: Vec<(ObjectId, u64)>,
+    pub strays: Vec<PathBuf>,
 }
 
 /// The local store: `objects/`, `runs/`, `out/` (friendly links), `tmp/`
@@ -224,8 +237,8 @@ impl Store {
         let p = self.run_path(key);
         match fs::read(&p) {
             Ok(bytes) => {
-                let rec: RunRecord = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::BadRecord { path: p.clone(), message: e.to_string() })?;
+                let rec: RunRecord =
+                    serde_json::from_slice(&bytes).map_err(|e| StoreError::BadRecord { path: p.clone(), message: e.to_string() })?;
                 if &rec.key != key {
                     return Err(StoreError::BadRecord { path: p, message: format!("it names key {}", rec.key) });
                 }
@@ -300,8 +313,9 @@ impl Store {
         Ok(())
     }
 
-    /// Every object id in the store, with its size.
-    pub fn objects(&self) -> Result<(Vec<(ObjectId, u64)>, Vec<PathBuf>)> {
+    /// Every object id in the store with its size, sorted; and the files in
+    /// `objects/` that are not objects (strays).
+    pub fn objects(&self) -> Result<ObjectList> {
         let dir = self.root.join("objects");
         let mut ids = Vec::new();
         let mut strays = Vec::new();
@@ -325,13 +339,13 @@ impl Store {
             }
         }
         ids.sort();
-        Ok((ids, strays))
+        Ok(ObjectList { ids, strays })
     }
 
     /// Re-hashes every object. `progress` is called with the bytes of each
     /// object as it is checked.
     pub fn verify(&self, mut progress: impl FnMut(u64)) -> Result<VerifyReport> {
-        let (ids, strays) = self.objects()?;
+        let ObjectList { ids, strays } = self.objects()?;
         let mut rep = VerifyReport { strays, ..Default::default() };
         for (id, len) in ids {
             if hash_file(&self.object_path(&id))? != id {
@@ -348,12 +362,7 @@ impl Store {
     /// itself kept. With `drop_runs_except`, run records whose keys are not in
     /// that set are dropped first (and so stop protecting their objects).
     /// Leftover scratch directories of dead runs go too.
-    pub fn gc(
-        &self,
-        keep: &BTreeSet<ObjectId>,
-        drop_runs_except: Option<&BTreeSet<ObjectId>>,
-        dry_run: bool,
-    ) -> Result<GcReport> {
+    pub fn gc(&self, keep: &BTreeSet<ObjectId>, drop_runs_except: Option<&BTreeSet<ObjectId>>, dry_run: bool) -> Result<GcReport> {
         let mut rep = GcReport::default();
         let mut needed = keep.clone();
         for rec in self.runs()? {
@@ -366,7 +375,7 @@ impl Store {
             }
             needed.extend(rec.outputs.values().cloned());
         }
-        let (ids, _) = self.objects()?;
+        let ids = self.objects()?.ids;
         for (id, len) in ids {
             if needed.contains(&id) {
                 rep.kept += 1;
@@ -491,6 +500,7 @@ mod tests {
             outputs: BTreeMap::from([("out".to_string(), out.clone())]),
             finished: 0,
             seconds: 0.5,
+            device: None,
         };
         s.write_run(&rec).unwrap();
         assert_eq!(s.read_run(&key).unwrap(), Some(rec.clone()));
@@ -515,6 +525,7 @@ mod tests {
             outputs: BTreeMap::from([("o".to_string(), b.clone())]),
             finished: 0,
             seconds: 0.0,
+            device: None,
         })
         .unwrap();
         let keep = BTreeSet::from([a.clone()]);

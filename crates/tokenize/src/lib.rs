@@ -15,11 +15,13 @@
 //! downstream (vocab, train, evaluate).
 
 mod clean;
+mod kind;
 mod read;
 mod split;
 mod table;
 
-pub use clean::Cleaner;
+pub use clean::{tokenize as tokenize_text, Cleaner};
+pub use kind::{FormatName, Params, TokenizeKind};
 pub use read::{Encoding, Format, Row};
 pub use split::{carve_dev, kfold};
 pub use table::TokensTable;
@@ -27,7 +29,7 @@ pub use table::TokensTable;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use kimcnn_schema::TokenizeSummary as Summary;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizeError {
@@ -48,54 +50,11 @@ pub enum TokenizeError {
 
 pub type Result<T, E = TokenizeError> = std::result::Result<T, E>;
 
-/// The stage's params.
-#[derive(Debug, Clone)]
-pub struct Params {
-    pub format: Format,
-    pub cleaner: Cleaner,
-    pub lower: bool,
-    /// Kim's `\(` `\)` `\?` tokens (his re.sub replacement-string quirk).
-    pub kim_quirk: bool,
-    pub encoding: Encoding,
-    /// k for a k-fold column, for data sets without a test split.
-    pub folds: Option<u32>,
-    /// Fraction of train carved out as dev where no dev file is given (not
-    /// for k-fold data, whose dev depends on the test fold: see [`carve_dev`]).
-    pub dev_fraction: f64,
-    pub seed: u64,
-    /// The allowed labels; a label outside them is an error. Empty: any.
-    pub classes: Vec<String>,
-    /// For [`Format::Lines`]: the order the class files are read in (ids
-    /// follow it). Empty: input names sorted.
-    pub order: Vec<String>,
-}
-
 /// One raw input file of the stage (`pos`, `neg`; or `train`, `dev`, `test`).
 #[derive(Debug, Clone)]
 pub struct Input {
     pub name: String,
     pub path: PathBuf,
-}
-
-/// The stage's JSON summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub rows: usize,
-    pub classes: BTreeMap<String, usize>,
-    pub splits: BTreeMap<String, usize>,
-    pub folds: Option<u32>,
-    pub tokens: usize,
-    pub mean_len: f64,
-    pub max_len: usize,
-    /// Sentences that are empty after cleaning (kept, with no tokens).
-    pub empty_after_cleaning: usize,
-    /// Blank lines / empty documents skipped, per input.
-    pub skipped_blank: BTreeMap<String, usize>,
-    /// Lines that were not valid UTF-8 and were re-decoded as Latin-1, per input.
-    pub redecoded_latin1: BTreeMap<String, usize>,
-    pub cleaner: String,
-    pub lower: bool,
-    pub kim_quirk: bool,
 }
 
 /// Reads the inputs, cleans and splits, writes `tokens.parquet` to
@@ -111,7 +70,7 @@ pub fn tokenize(p: &Params, inputs: &[Input], splits_json: Option<&Path>, out_to
     if let Some(path) = splits_json {
         split::from_json(path, &mut split_col)?;
     } else {
-        let has_test = split_col.iter().any(|s| *s == "test");
+        let has_test = split_col.contains(&"test");
         match (p.folds, has_test) {
             (Some(k), false) => fold_col = kfold(rows.len(), k, p.seed),
             (Some(_), true) => {
@@ -119,17 +78,18 @@ pub fn tokenize(p: &Params, inputs: &[Input], splits_json: Option<&Path>, out_to
             }
             (None, _) => {}
         }
-        if !split_col.iter().any(|s| *s == "dev") && p.folds.is_none() && p.dev_fraction > 0.0 {
+        if !split_col.contains(&"dev") && p.folds.is_none() && p.dev_fraction > 0.0 {
             let train: Vec<usize> = (0..rows.len()).filter(|&i| split_col[i] == "train").collect();
             for i in carve_dev(&train, p.dev_fraction, p.seed) {
                 split_col[i] = "dev";
             }
         }
     }
+    let spec = p.tokenizer();
     let mut tokens: Vec<Vec<String>> = Vec::with_capacity(rows.len());
     let mut empty = 0;
     for r in &rows {
-        let t = p.cleaner.tokenize(&r.text, p.lower, p.kim_quirk);
+        let t = clean::tokenize(&spec, &r.text);
         if t.is_empty() {
             empty += 1;
         }
@@ -166,9 +126,7 @@ pub fn tokenize(p: &Params, inputs: &[Input], splits_json: Option<&Path>, out_to
         empty_after_cleaning: empty,
         skipped_blank: stats.skipped,
         redecoded_latin1: stats.redecoded,
-        cleaner: p.cleaner.name().to_string(),
-        lower: p.lower,
-        kim_quirk: p.kim_quirk,
+        tokenizer: spec,
     })
 }
 

@@ -20,18 +20,6 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn parse(s: &str, text: &str, label: &str) -> Option<Format> {
-        Some(match s {
-            "lines" => Format::Lines,
-            "trec" => Format::Trec,
-            "sst" => Format::Sst,
-            "nsmc" => Format::Nsmc,
-            "tsv" => Format::Tsv { text: text.into(), label: label.into() },
-            "csv" => Format::Csv { text: text.into(), label: label.into() },
-            _ => return None,
-        })
-    }
-
     /// The encoding a format's files come in by default.
     pub fn default_encoding(&self) -> Encoding {
         match self {
@@ -41,12 +29,13 @@ impl Format {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// UTF-8; a line that is not valid UTF-8 is re-decoded as Latin-1 and counted.
-    Utf8Latin1,
-    /// UTF-8 only; invalid bytes are an error naming the line.
-    Utf8,
+kimcnn_schema::named_enum! {
+    pub enum Encoding {
+        /// UTF-8; a line that is not valid UTF-8 is re-decoded as Latin-1 and counted.
+        Utf8Latin1 = "utf8-latin1",
+        /// UTF-8 only; invalid bytes are an error naming the line.
+        Utf8 = "utf8",
+    }
 }
 
 /// One sentence as read: where it came from, its label, its raw text.
@@ -73,7 +62,7 @@ pub(crate) fn read_all(p: &Params, inputs: &[Input]) -> Result<(Vec<Row>, Stats)
     if inputs.is_empty() {
         return Err(TokenizeError::Invalid("no inputs: wire the data set's files as inputs".into()));
     }
-    let ordered: Vec<&Input> = if p.format == Format::Lines {
+    let ordered: Vec<&Input> = if p.format() == Format::Lines {
         let mut names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
         names.sort();
         if !p.order.is_empty() {
@@ -89,10 +78,7 @@ pub(crate) fn read_all(p: &Params, inputs: &[Input]) -> Result<(Vec<Row>, Stats)
     } else {
         for i in inputs {
             if !SPLITS.contains(&i.name.as_str()) {
-                return Err(TokenizeError::Invalid(format!(
-                    "input `{}`: inputs of this format are named train, dev or test",
-                    i.name
-                )));
+                return Err(TokenizeError::Invalid(format!("input `{}`: inputs of this format are named train, dev or test", i.name)));
             }
         }
         SPLITS.iter().filter_map(|s| inputs.iter().find(|i| i.name == *s)).collect()
@@ -106,12 +92,13 @@ pub(crate) fn read_all(p: &Params, inputs: &[Input]) -> Result<(Vec<Row>, Stats)
         }
     }
     if !p.classes.is_empty() {
+        let classes: Vec<&str> = p.classes.iter().map(|c| c.0.as_str()).collect();
         for r in &rows {
-            if !p.classes.contains(&r.label) {
+            if !classes.contains(&r.label.as_str()) {
                 return Err(TokenizeError::Line {
                     input: r.input.clone(),
                     line: r.line,
-                    message: format!("label `{}` is not one of the classes ({})", r.label, p.classes.join(", ")),
+                    message: format!("label `{}` is not one of the classes ({})", r.label, classes.join(", ")),
                 });
             }
         }
@@ -128,30 +115,37 @@ fn read_one(p: &Params, input: &Input, split: &'static str, rows: &mut Vec<Row>,
     let line_err = |line: usize, message: String| TokenizeError::Line { input: name.clone(), line, message };
     let mut skipped = 0;
     let mut redecoded = 0;
-    match &p.format {
+    let (format, encoding) = (p.format(), p.encoding());
+    match &format {
         Format::Lines | Format::Trec | Format::Sst => {
             // A final newline ends the last line; it does not start an empty one.
             let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
             for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
                 let line = i + 1;
-                let text = decode(raw, p.encoding, &mut redecoded).ok_or_else(|| line_err(line, "invalid UTF-8 (this format must be UTF-8)".into()))?;
+                let text = decode(raw, encoding, &mut redecoded)
+                    .ok_or_else(|| line_err(line, "invalid UTF-8 (this format must be UTF-8)".into()))?;
                 let text = text.trim();
                 if text.is_empty() {
                     skipped += 1;
                     continue;
                 }
-                let (label, text) = match p.format {
+                let (label, text) = match format {
                     Format::Lines => (input.name.clone(), text.to_string()),
                     Format::Trec => {
-                        let (head, rest) = text.split_once(' ').ok_or_else(|| line_err(line, "expected `COARSE:fine question`, found no question".into()))?;
-                        let (coarse, _fine) = head.split_once(':').ok_or_else(|| line_err(line, format!("expected `COARSE:fine question`, found label `{head}`")))?;
+                        let (head, rest) = text
+                            .split_once(' ')
+                            .ok_or_else(|| line_err(line, "expected `COARSE:fine question`, found no question".into()))?;
+                        let (coarse, _fine) = head
+                            .split_once(':')
+                            .ok_or_else(|| line_err(line, format!("expected `COARSE:fine question`, found label `{head}`")))?;
                         if coarse.is_empty() {
                             return Err(line_err(line, "empty label".into()));
                         }
                         (coarse.to_string(), rest.to_string())
                     }
                     _ => {
-                        let (label, rest) = text.split_once(' ').ok_or_else(|| line_err(line, "expected `label sentence`, found no label".into()))?;
+                        let (label, rest) =
+                            text.split_once(' ').ok_or_else(|| line_err(line, "expected `label sentence`, found no label".into()))?;
                         (label.to_string(), rest.to_string())
                     }
                 };
@@ -159,7 +153,7 @@ fn read_one(p: &Params, input: &Input, split: &'static str, rows: &mut Vec<Row>,
             }
         }
         Format::Nsmc | Format::Tsv { .. } | Format::Csv { .. } => {
-            let (text_col, label_col, delim, quoting) = match &p.format {
+            let (text_col, label_col, delim, quoting) = match &format {
                 Format::Nsmc => ("document", "label", b'\t', false),
                 Format::Tsv { text, label } => (text.as_str(), label.as_str(), b'\t', false),
                 Format::Csv { text, label } => (text.as_str(), label.as_str(), b',', true),
@@ -187,7 +181,7 @@ fn read_one(p: &Params, input: &Input, split: &'static str, rows: &mut Vec<Row>,
                 let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
                 let mut field = |i: usize, what: &str| -> Result<String> {
                     let raw = rec.get(i).ok_or_else(|| line_err(line, format!("no {what} (too few fields)")))?;
-                    decode(raw, p.encoding, &mut redecoded)
+                    decode(raw, encoding, &mut redecoded)
                         .map(|s| s.trim().to_string())
                         .ok_or_else(|| line_err(line, format!("invalid UTF-8 in the {what} (this format must be UTF-8)")))
                 };

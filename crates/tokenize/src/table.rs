@@ -74,7 +74,8 @@ impl TokensTable {
     pub fn read(path: &Path) -> Result<TokensTable> {
         let err = |m: String| TokenizeError::Table { path: path.into(), message: format!("not a tokens table: {m}") };
         let f = File::open(path).map_err(|source| TokenizeError::Io { path: path.into(), source })?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| err(e.to_string()))?.build().map_err(|e| err(e.to_string()))?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| err(e.to_string()))?.build().map_err(|e| err(e.to_string()))?;
         let mut t = TokensTable::default();
         for batch in reader {
             let b = batch.map_err(|e| err(e.to_string()))?;

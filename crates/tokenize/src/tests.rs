@@ -1,19 +1,8 @@
 //! Every reader on small files written here, good and bad.
 use super::*;
 
-fn params(format: Format) -> Params {
-    Params {
-        encoding: format.default_encoding(),
-        format,
-        cleaner: Cleaner::Kim,
-        lower: true,
-        kim_quirk: false,
-        folds: None,
-        dev_fraction: 0.1,
-        seed: 1,
-        classes: vec![],
-        order: vec![],
-    }
+fn params(format: FormatName) -> Params {
+    Params { cleaner: Some(Cleaner::Kim), lower: Some(true), seed: 1, ..Params::new(format) }
 }
 
 struct Files(tempfile::TempDir);
@@ -39,7 +28,7 @@ fn mr_style_lines_with_latin1_fallback_and_folds() {
     let f = Files::new();
     let pos = f.input("pos", b"a gr\xe9at film !\n\n it's fine\n");
     let neg = f.input("neg", "caf\u{e9} bad\nworse\n".as_bytes());
-    let mut p = params(Format::Lines);
+    let mut p = params(FormatName::Lines);
     p.folds = Some(2);
     p.order = vec!["pos".into(), "neg".into()];
     let (s, t) = f.run(&p, &[neg, pos]).unwrap();
@@ -66,8 +55,8 @@ fn trec_keeps_case_and_takes_the_coarse_label_with_a_seeded_dev() {
     }
     let tr = f.input("train", train.as_bytes());
     let te = f.input("test", b"HUM:ind Who wrote Hamlet ?\n");
-    let mut p = params(Format::Trec);
-    p.lower = false;
+    let mut p = params(FormatName::Trec);
+    p.lower = Some(false);
     let (s, t) = f.run(&p, &[te, tr]).unwrap();
     assert_eq!(t.len(), 41);
     assert_eq!(t.label[0], "NUM");
@@ -86,9 +75,9 @@ fn sst_labels_are_checked_against_the_class_set() {
     let tr = f.input("train", b"1 a gripping , funny film\n0 dull\n");
     let dv = f.input("dev", b"1 fine\n");
     let te = f.input("test", b"0 awful\n");
-    let mut p = params(Format::Sst);
-    p.cleaner = Cleaner::KimSst;
-    p.classes = vec!["0".into(), "1".into()];
+    let mut p = params(FormatName::Sst);
+    p.cleaner = Some(Cleaner::KimSst);
+    p.classes = vec![kimcnn_schema::Text("0".into()), kimcnn_schema::Text("1".into())];
     let (s, t) = f.run(&p, &[tr.clone(), dv.clone(), te]).unwrap();
     assert_eq!(t.split, ["train", "train", "dev", "test"]);
     assert_eq!(t.tokens[0], ["a", "gripping", ",", "funny", "film"]);
@@ -106,8 +95,8 @@ fn nsmc_tsv_is_strict_utf8_and_skips_empty_documents() {
     let f = Files::new();
     let tr = f.input("train", "id\tdocument\tlabel\n1\t아 더빙.. 진짜 짜증나네요\t0\n2\t\t1\n3\t\"따옴표\" 좋아요\t1\n".as_bytes());
     let te = f.input("test", "id\tdocument\tlabel\n9\t최고!\t1\n".as_bytes());
-    let mut p = params(Format::Nsmc);
-    p.cleaner = Cleaner::Unicode;
+    let mut p = params(FormatName::Nsmc);
+    p.cleaner = Some(Cleaner::Unicode);
     p.dev_fraction = 0.0;
     let (s, t) = f.run(&p, &[tr, te]).unwrap();
     assert_eq!(t.len(), 3);
@@ -127,11 +116,11 @@ fn nsmc_tsv_is_strict_utf8_and_skips_empty_documents() {
 fn generic_tsv_and_csv_with_named_columns() {
     let f = Files::new();
     let csv = f.input("train", b"label,text\npos,\"good, really\"\nneg,bad\n");
-    let p = params(Format::Csv { text: "text".into(), label: "label".into() });
+    let p = params(FormatName::Csv);
     let (_, t) = f.run(&p, &[csv]).unwrap();
     assert_eq!(t.tokens[0], ["good", ",", "really"]);
     let tsv = f.input("train", b"sentence\tclass\nfine\tx\n");
-    let p = params(Format::Tsv { text: "text".into(), label: "label".into() });
+    let p = params(FormatName::Tsv);
     let e = f.run(&p, &[tsv]).unwrap_err().to_string();
     assert_eq!(e, "train line 1: no `text` column in the header (found: sentence, class)");
 }
@@ -140,15 +129,15 @@ fn generic_tsv_and_csv_with_named_columns() {
 fn empty_and_missing_files_and_bad_inputs() {
     let f = Files::new();
     let empty = f.input("pos", b"");
-    let e = f.run(&params(Format::Lines), &[empty]).unwrap_err().to_string();
+    let e = f.run(&params(FormatName::Lines), &[empty]).unwrap_err().to_string();
     assert!(e.starts_with("input `pos` (") && e.ends_with("): the file is empty"), "{e}");
     let blank = f.input("pos", b"\n\n");
-    let e = f.run(&params(Format::Lines), &[blank]).unwrap_err().to_string();
+    let e = f.run(&params(FormatName::Lines), &[blank]).unwrap_err().to_string();
     assert!(e.ends_with("no sentences in it"), "{e}");
-    let e = f.run(&params(Format::Lines), &[Input { name: "pos".into(), path: f.0.path().join("nope") }]).unwrap_err().to_string();
+    let e = f.run(&params(FormatName::Lines), &[Input { name: "pos".into(), path: f.0.path().join("nope") }]).unwrap_err().to_string();
     assert!(e.contains("nope") && e.contains("No such file"), "{e}");
     let odd = f.input("training", b"1 x\n");
-    let e = f.run(&params(Format::Sst), &[odd]).unwrap_err().to_string();
+    let e = f.run(&params(FormatName::Sst), &[odd]).unwrap_err().to_string();
     assert_eq!(e, "input `training`: inputs of this format are named train, dev or test");
 }
 
@@ -159,9 +148,9 @@ fn exact_splits_from_a_json_file() {
     let out = f.0.path().join("t.parquet");
     let splits = f.0.path().join("s.json");
     std::fs::write(&splits, r#"{"train": [0, 2], "dev": [1], "test": []}"#).unwrap();
-    tokenize(&params(Format::Lines), &[pos.clone()], Some(&splits), &out).unwrap();
+    tokenize(&params(FormatName::Lines), std::slice::from_ref(&pos), Some(&splits), &out).unwrap();
     assert_eq!(TokensTable::read(&out).unwrap().split, ["train", "dev", "train"]);
     std::fs::write(&splits, r#"{"train": [0], "dev": [1], "test": []}"#).unwrap();
-    let e = tokenize(&params(Format::Lines), &[pos], Some(&splits), &out).unwrap_err().to_string();
+    let e = tokenize(&params(FormatName::Lines), &[pos], Some(&splits), &out).unwrap_err().to_string();
     assert!(e.ends_with("s.json: row 2 is in no split (3 rows in all)"), "{e}");
 }

@@ -9,7 +9,7 @@
 //!   train/dev/test split (k-fold data: the test fold, and a seeded 10% dev).
 //! - [`train`]: the loop, with model selection on dev only; returns the best
 //!   epoch's weights and the per-epoch history.
-//! - [`evaluate`]: predictions and metrics on a split.
+//! - [`evaluate`]: predictions and the confusion matrix on a split.
 //!
 //! The optimizers are hand-written on tensors: tch has no Adadelta, and
 //! keeping Adam and SGD beside it in one small trait avoids a VarStore just
@@ -26,12 +26,12 @@ mod model;
 mod optim;
 mod train;
 
-pub use kimcnn_cnn_config::{Config, ConfigError, OptimizerKind, Pad, Variant};
 pub use data::{padded_batch, Dataset};
-pub use eval::{evaluate, Metrics, Prediction};
-pub use io::{load_model, read_history, save_model, write_history, write_predictions, SavedModel};
+pub use eval::evaluate;
+pub use io::{load_model, save_model, SavedModel};
+pub use kimcnn_schema::{Config, OptimizerKind, Pad, Variant};
 pub use model::KimCnn;
-pub use train::{train, Epoch, TrainOutcome};
+pub use train::{train, TrainOutcome};
 
 use std::path::PathBuf;
 
@@ -43,8 +43,8 @@ pub enum TrainError {
     NonFinite { epoch: usize, batch: usize, value: f64 },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Config(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

@@ -25,7 +25,16 @@ fn table(n: usize) -> TokensTable {
         t.id.push(i as u32);
         t.label.push(if pos { "pos" } else { "neg" }.to_string());
         t.tokens.push(toks);
-        t.split.push(if i % 10 == 9 { "test" } else if i % 10 == 8 { "dev" } else { "train" }.to_string());
+        t.split.push(
+            if i % 10 == 9 {
+                "test"
+            } else if i % 10 == 8 {
+                "dev"
+            } else {
+                "train"
+            }
+            .to_string(),
+        );
         t.fold.push(-1);
         t.origin.push(format!("x:{i}"));
     }
@@ -33,7 +42,13 @@ fn table(n: usize) -> TokensTable {
 }
 
 fn vocab(t: &TokensTable) -> Vocab {
-    let p = kimcnn_vocab::Params { from: kimcnn_vocab::Source::All, exclude_fold: None, min_count: 1, max_size: None, order: kimcnn_vocab::Order::FirstSeen };
+    let p = kimcnn_vocab::Params {
+        from: kimcnn_vocab::Source::All,
+        exclude_fold: None,
+        min_count: 1,
+        max_size: None,
+        order: kimcnn_vocab::Order::FirstSeen,
+    };
     Vocab::build(t, &p).unwrap().0
 }
 
@@ -43,7 +58,7 @@ fn init(v: &Vocab) -> Tensor {
 }
 
 fn cfg(variant: Variant) -> Config {
-    Config { variant, maps: 8, epochs: 6, batch: 10, seed: 1, ..Config::default() }
+    Config { dataset: "toy".into(), variant, maps: 8, epochs: 6, batch: 10, seed: 1, ..Config::default() }
 }
 
 #[test]
@@ -64,8 +79,10 @@ fn every_variant_learns_a_toy_problem_and_selects_on_dev() {
             let best = out.history.iter().map(|e| e.dev_accuracy).fold(0.0, f64::max);
             assert_eq!(out.best_dev_accuracy, best);
             assert!(out.history[out.best_epoch - 1].dev_accuracy == best);
-            let (_, m) = evaluate(&out.model, &data, &data.test, &c, Device::Cpu);
-            assert!(m.accuracy >= 0.9, "{variant:?} {pad:?}: test accuracy {}", m.accuracy);
+            let (_, confusion) = evaluate(&out.model, &data, &data.test, &c, Device::Cpu);
+            let correct: u64 = (0..2).map(|k| confusion[k][k]).sum();
+            let accuracy = correct as f64 / data.test.len() as f64;
+            assert!(accuracy >= 0.9, "{variant:?} {pad:?}: test accuracy {accuracy}");
             assert!(out.model.emb.get(0).abs().sum(Kind::Float).double_value(&[]) == 0.0, "pad row stays zero");
         }
     }
@@ -98,7 +115,17 @@ fn same_seed_same_bytes_and_a_round_trip() {
     let c = cfg(Variant::NonStatic);
     let data = Dataset::new(&t, &v, &c).unwrap();
     let d = tempfile::tempdir().unwrap();
-    let meta = serde_json::json!({"config": c, "classes": data.classes});
+    let meta = kimcnn_schema::ModelMeta {
+        config: c.clone(),
+        classes: data.classes.clone(),
+        vocab_blake3: "0".repeat(64),
+        tokenizer: None,
+        init: "test".into(),
+        best_epoch: 1,
+        best_dev_accuracy: 0.5,
+        device: "cpu".into(),
+        threads: 1,
+    };
     let mut files = Vec::new();
     for (k, seed) in [(0, 1), (1, 1), (2, 2)] {
         let mut c = c.clone();
@@ -111,7 +138,7 @@ fn same_seed_same_bytes_and_a_round_trip() {
     assert!(files[0] == files[1], "same seed, same threads, same device: same bytes");
     assert!(files[0] != files[2]);
     let back = load_model(&d.path().join("m0.safetensors"), Device::Cpu).unwrap();
-    assert_eq!(back.classes, data.classes);
+    assert_eq!(back.meta, meta);
     let x = data.batch(&data.test, Pad::Kim, 4, 5, Device::Cpu);
     let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_| {}).unwrap();
     assert!(back.model.forward(&x, false).allclose(&out.model.forward(&x, false), 1e-6, 1e-6, false));

@@ -1,31 +1,18 @@
 use std::time::Instant;
 
+use kimcnn_schema::EpochRow;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::optim::{clip_grad_norm, BatchRows, LazyAdadelta, Optimizer};
 use crate::{Config, Dataset, KimCnn, OptimizerKind, Result, TrainError, Variant};
 
-/// One row of `history.parquet`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Epoch {
-    pub epoch: usize,
-    pub train_loss: f64,
-    /// Over the epoch's batches, with dropout on.
-    pub train_accuracy: f64,
-    pub dev_loss: f64,
-    pub dev_accuracy: f64,
-    pub seconds: f64,
-    pub sentences_per_s: f64,
-}
-
 #[derive(Debug)]
 pub struct TrainOutcome {
     /// The weights of the best-dev epoch.
     pub model: KimCnn,
-    pub history: Vec<Epoch>,
+    pub history: Vec<EpochRow>,
     pub best_epoch: usize,
     pub best_dev_accuracy: f64,
 }
@@ -34,8 +21,15 @@ pub struct TrainOutcome {
 /// stage; CNN-rand replaces every row with U[-a, a] (`rand_a`). Model
 /// selection is on dev accuracy only (ties: the later epoch, as Kim's `>=`).
 /// `on_epoch` sees each epoch as it ends.
-pub fn train(data: &Dataset, init: &Tensor, rand_a: f64, cfg: &Config, device: Device, on_epoch: &mut dyn FnMut(&Epoch)) -> Result<TrainOutcome> {
-    cfg.check()?;
+pub fn train(
+    data: &Dataset,
+    init: &Tensor,
+    rand_a: f64,
+    cfg: &Config,
+    device: Device,
+    on_epoch: &mut dyn FnMut(&EpochRow),
+) -> Result<TrainOutcome> {
+    cfg.check().map_err(TrainError::Config)?;
     tch::manual_seed(cfg.seed as i64);
     if let Device::Cuda(_) = device {
         tch::Cuda::manual_seed_all(cfg.seed);
@@ -99,7 +93,7 @@ pub fn train(data: &Dataset, init: &Tensor, rand_a: f64, cfg: &Config, device: D
         }
         let seconds = t0.elapsed().as_secs_f64();
         let (dev_loss, dev_accuracy) = loss_and_accuracy(&model, data, &data.dev, cfg, device);
-        let e = Epoch {
+        let e = EpochRow {
             epoch,
             train_loss: loss_sum / seen as f64,
             train_accuracy: correct as f64 / seen as f64,

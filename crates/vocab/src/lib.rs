@@ -14,12 +14,14 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, UInt32Type, UInt64Type};
+use kimcnn_schema::VocabSummary as Summary;
+use kimcnn_stage::{Job, Kind, RunInfo, StageError};
 use kimcnn_tokenize::TokensTable;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const PAD: &str = "<pad>";
 pub const UNK: &str = "<unk>";
@@ -40,28 +42,70 @@ pub enum VocabError {
 
 pub type Result<T, E = VocabError> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Every row (Kim's choice).
-    All,
-    /// Rows whose split is `train` (not dev, not test).
-    Train,
+kimcnn_schema::named_enum! {
+    /// The rows a vocabulary counts.
+    pub enum Source {
+        /// Every row (Kim's choice).
+        All = "all",
+        /// Rows whose split is `train` (not dev, not test).
+        Train = "train",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    FirstSeen,
-    Count,
+kimcnn_schema::named_enum! {
+    /// How ids are given to words.
+    pub enum Order { FirstSeen = "first", Count = "count" }
 }
 
-#[derive(Debug, Clone)]
+/// A `vocab` stage's params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Params {
     pub from: Source,
     /// With k-fold data: leave this fold's rows out.
     pub exclude_fold: Option<i32>,
+    /// Words seen fewer times become `<unk>` (0 and 1 keep every word).
     pub min_count: u64,
+    /// At most this many rows, `<pad>` and `<unk>` included.
     pub max_size: Option<usize>,
     pub order: Order,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params { from: Source::All, exclude_fold: None, min_count: 1, max_size: None, order: Order::FirstSeen }
+    }
+}
+
+/// A `vocab` stage: `tokens` -> `vocab` (parquet) + `summary`.
+pub struct VocabKind;
+
+impl Kind for VocabKind {
+    const NAME: &'static str = "vocab";
+    const VERSION: u32 = 1;
+    const OUTPUTS: &'static [&'static str] = &["vocab", "summary"];
+    type Params = Params;
+
+    /// `min_count: 0` keeps every word, as 1 does: the same stage.
+    fn check(&self, p: &mut Params) -> std::result::Result<(), String> {
+        p.min_count = p.min_count.max(1);
+        Ok(())
+    }
+
+    fn check_inputs(&self, _: &Params, inputs: &[&str]) -> std::result::Result<(), String> {
+        if inputs != ["tokens"] {
+            return Err("a `vocab` stage takes one input, `tokens`".into());
+        }
+        Ok(())
+    }
+
+    fn run(&self, p: &Params, job: &Job) -> std::result::Result<RunInfo, StageError> {
+        let table = TokensTable::read(&job.inputs["tokens"])?;
+        let (vocab, summary) = Vocab::build(&table, p).map_err(|e| StageError::BadInput(e.to_string()))?;
+        vocab.write(&job.outputs["vocab"])?;
+        kimcnn_schema::write_json(&job.outputs["summary"], &summary)?;
+        Ok(RunInfo::default())
+    }
 }
 
 /// The vocabulary: `tokens[id]`, `counts[id]` (the count of `<unk>` is the
@@ -70,16 +114,6 @@ pub struct Params {
 pub struct Vocab {
     pub tokens: Vec<String>,
     pub counts: Vec<u64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub size: usize,
-    pub rows_counted: usize,
-    pub tokens_counted: u64,
-    pub distinct_words: usize,
-    pub dropped_words: usize,
-    pub unk_occurrences: u64,
 }
 
 impl Vocab {
@@ -173,7 +207,8 @@ impl Vocab {
     pub fn read(path: &Path) -> Result<Vocab> {
         let err = |m: String| VocabError::Table { path: path.into(), message: format!("not a vocabulary: {m}") };
         let f = File::open(path).map_err(|source| VocabError::Io { path: path.into(), source })?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| err(e.to_string()))?.build().map_err(|e| err(e.to_string()))?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| err(e.to_string()))?.build().map_err(|e| err(e.to_string()))?;
         let mut v = Vocab { tokens: Vec::new(), counts: Vec::new() };
         for batch in reader {
             let b = batch.map_err(|e| err(e.to_string()))?;
@@ -216,7 +251,7 @@ mod tests {
     }
 
     fn params() -> Params {
-        Params { from: Source::All, exclude_fold: None, min_count: 1, max_size: None, order: Order::FirstSeen }
+        Params::default()
     }
 
     #[test]

@@ -1,28 +1,35 @@
-use std::sync::Arc;
+use kimcnn_stage::{Job, Kind, RunInfo, StageError};
 
 use super::*;
-use crate::{Job, StageError, StageKind};
 
-/// A kind with declared outputs, for checking plans.
+/// A kind that takes any params and declared outputs, for checking plans.
 struct Any;
-impl StageKind for Any {
-    fn version(&self) -> u32 {
-        1
-    }
+impl Kind for Any {
+    const NAME: &'static str = "any";
+    const VERSION: u32 = 1;
+    const OUTPUTS: &'static [&'static str] = &["out"];
+    type Params = Value;
     fn outputs(&self, _: &Value, declared: &[String]) -> std::result::Result<Vec<String>, String> {
         Ok(if declared.is_empty() { vec!["out".into()] } else { declared.to_vec() })
     }
-    fn run(&self, _: &Job) -> std::result::Result<(), StageError> {
-        Ok(())
+    fn run(&self, _: &Value, _: &Job) -> std::result::Result<RunInfo, StageError> {
+        Ok(RunInfo::default())
     }
 }
 
 fn reg() -> Registry {
-    Registry::from([("any".to_string(), Arc::new(Any) as Arc<dyn StageKind>)])
+    let mut r = Registry::new();
+    r.register(Any);
+    r
+}
+
+fn parse(text: &str, sets: &[&str]) -> Result<Plan> {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Plan::parse(text, Path::new("p.yaml"), &sets, None, &reg())
 }
 
 fn plan(text: &str) -> Result<Plan> {
-    Plan::parse(text, Path::new("pipeline.yaml"), &[], &reg())
+    Plan::parse(text, Path::new("pipeline.yaml"), &[], None, &reg())
 }
 
 fn err(text: &str) -> String {
@@ -50,21 +57,48 @@ fn matrix_expands_in_declared_order_with_stable_names() {
 #[test]
 fn overrides_set_stage_and_global_params() {
     let text = "params: {seed: 1, opt: {lr: 0.1}}\nstages:\n  train: {uses: any, with: {epochs: 25, seed: '${seed}', lr: '${opt.lr}'}}\n";
-    let sets = ["train.epochs=10".to_string(), "seed=3".to_string(), "opt.lr=0.5".to_string()];
-    let p = Plan::parse(text, Path::new("p.yaml"), &sets, &reg()).unwrap();
+    let p = parse(text, &["train.epochs=10", "seed=3", "opt.lr=0.5"]).unwrap();
     assert_eq!(p.stages[0].params["epochs"], 10);
     assert_eq!(p.stages[0].params["seed"], 3);
     assert_eq!(p.stages[0].params["lr"], 0.5);
-    let e = Plan::parse(text, Path::new("p.yaml"), &["nope.x=1".into()], &reg()).unwrap_err().to_string();
+    let e = parse(text, &["nope.x=1"]).unwrap_err().to_string();
     assert!(e.contains("--set nope.x=1") && e.contains("no stage or param"), "{e}");
-    let e = Plan::parse(text, Path::new("p.yaml"), &["train".into()], &reg()).unwrap_err().to_string();
+    let e = parse(text, &["train"]).unwrap_err().to_string();
     assert!(e.contains("KEY=VALUE"), "{e}");
-    let e = Plan::parse(text, Path::new("p.yaml"), &["train=1".into()], &reg()).unwrap_err().to_string();
+    let e = parse(text, &["train=1"]).unwrap_err().to_string();
     assert!(e.contains("name a param of the stage"), "{e}");
     let dotted = "stages:\n  embed.mr: {uses: any, with: {seed: 1}}\n  embed: {uses: any, with: {seed: 1}}\n";
-    let p = Plan::parse(dotted, Path::new("p.yaml"), &["embed.mr.seed=5".into()], &reg()).unwrap();
+    let p = parse(dotted, &["embed.mr.seed=5"]).unwrap();
     assert_eq!(p.stages[p.get("embed.mr").unwrap()].params["seed"], 5);
     assert_eq!(p.stages[p.get("embed").unwrap()].params["seed"], 1);
+}
+
+#[test]
+fn overrides_reach_group_prefixes_and_expanded_stages() {
+    let text = "params: {e: 25}\nstages:\n  train.mr:\n    uses: any\n    matrix: {v: [rand, static], fold: range(2)}\n    with: {epochs: '${e}', v: '${v}'}\n  train.trec: {uses: any, with: {epochs: '${e}'}}\n  evaluate: {uses: any, with: {epochs: 1}}\n";
+    let epochs = |p: &Plan| -> Vec<(String, Value)> { p.stages.iter().map(|s| (s.name.clone(), s.params["epochs"].clone())).collect() };
+    // A group prefix above the declared groups: every train stage, nothing else.
+    let p = parse(text, &["train.epochs=10"]).unwrap();
+    for (name, e) in epochs(&p) {
+        assert_eq!(e, if name == "evaluate" { 1 } else { 10 }, "{name}");
+    }
+    // One stage a matrix expanded, then a later, narrower override wins for it alone.
+    let p = parse(text, &["train.mr.rand.fold0.epochs=3", "train.mr.epochs=4", "train.mr.rand.fold1.epochs=5"]).unwrap();
+    let got: Vec<Value> = epochs(&p).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(got, [4, 5, 4, 4, 25, 1].map(Value::from));
+    // A glob; an override value may use the stage's matrix variables.
+    let e = parse(text, &["train.mr.rand.fold0=3"]).unwrap_err().to_string();
+    assert!(e.contains("`train.mr.rand.fold0` is a stage: name a param of it"), "{e}");
+    let p = parse(text, &["train.*.fold1.epochs=7", "train.mr.tag=${v}-x"]).unwrap();
+    let s = &p.stages[p.get("train.mr.static.fold1").unwrap()];
+    assert_eq!((s.params["epochs"].clone(), s.params["tag"].clone()), (Value::from(7), Value::from("static-x")));
+    assert_eq!(p.stages[p.get("train.mr.static.fold0").unwrap()].params["epochs"], 25);
+    // A global param still reaches the matrix and every reference.
+    let p = parse(text, &["e=2"]).unwrap();
+    assert!(epochs(&p).iter().all(|(n, e)| n == "evaluate" || *e == 2));
+    // An expanded name that does not exist.
+    let e = parse(text, &["train.mr.rand.fold7.epochs=3"]).unwrap_err().to_string();
+    assert_eq!(e, "--set train.mr.rand.fold7.epochs=3: no stage `train.mr.rand.fold7` in the pipeline (see `kimcnn dag`)");
 }
 
 #[test]
@@ -152,7 +186,10 @@ fn undefined_references_are_named() {
 
 #[test]
 fn select_takes_names_groups_globs_and_their_ancestors() {
-    let p = plan("stages:\n  a: {uses: any}\n  b: {uses: any, inputs: {x: a.out}, matrix: {v: [p, q]}}\n  c: {uses: any, inputs: {x: b.p.out}}\n").unwrap();
+    let p = plan(
+        "stages:\n  a: {uses: any}\n  b: {uses: any, inputs: {x: a.out}, matrix: {v: [p, q]}}\n  c: {uses: any, inputs: {x: b.p.out}}\n",
+    )
+    .unwrap();
     let names = |mask: &[bool]| -> Vec<String> { p.stages.iter().zip(mask).filter(|(_, &m)| m).map(|(s, _)| s.name.clone()).collect() };
     let (sel, _) = p.select(&["b.q".into()], false).unwrap();
     assert_eq!(names(&sel), ["a", "b.q"]);
@@ -164,4 +201,6 @@ fn select_takes_names_groups_globs_and_their_ancestors() {
     let (sel, _) = p.select(&["b.*".into()], false).unwrap();
     assert_eq!(names(&sel), ["a", "b.p", "b.q"]);
     assert!(matches!(p.select(&["zzz".into()], false), Err(PipelineError::UnknownTarget(_))));
+    // A prefix must end at a dot: `b.` selects nothing of `bb`.
+    assert!(selects("b", "b.p") && !selects("b", "bb") && selects("b.*", "b.p") && !selects("b.p.x", "b.p"));
 }

@@ -43,6 +43,7 @@ fn record(store: &Store, name: &str, n: usize, big: bool) -> RunRecord {
         outputs,
         finished: 0,
         seconds: 0.0,
+        device: None,
     };
     store.write_run(&rec).unwrap();
     rec

@@ -3,12 +3,14 @@
 //! here, one process per stage run:
 //!
 //! - `kimcnn-torch train JOB.json` / `evaluate JOB.json`: a stage run
-//!   ([`job::WorkerJob`]); progress on stdout, one error line on stderr.
+//!   ([`kimcnn_schema::worker::WorkerJob`]): an epoch row a line on stdout,
+//!   a [`kimcnn_schema::worker::WorkerResult`] in the job's result file.
 //! - `kimcnn-torch predict --model M --vocab V [--json]`: sentences on stdin.
 //! - `kimcnn-torch smoke [--device D]`: a tiny conv net's loss must fall.
+//!
+//! Its own package, so that only it links libtorch (its build script gives
+//! it an rpath to torch's lib dir, and libtorch_cuda where there is one).
 
-#[path = "../job.rs"]
-mod job;
 mod predict;
 mod stages;
 
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("train") | Some("evaluate") => stages::run(&args[0], args.get(1).map(String::as_str)),
+        Some(kind @ ("train" | "evaluate")) => stages::run(kind, args.get(1).map(String::as_str)),
         Some("predict") => predict::run(&args[1..]),
         Some("smoke") => smoke::run(&args[1..]),
         _ => Err("usage: kimcnn-torch train|evaluate JOB.json | predict --model M --vocab V [--json] | smoke [--device D]".into()),

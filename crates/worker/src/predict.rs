@@ -5,7 +5,6 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use kimcnn_tokenize::Cleaner;
 use tch::{Device, Kind};
 
 use crate::stages::load_checked;
@@ -20,12 +19,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         tch::set_num_threads(t.parse().map_err(|_| "--threads takes a number")?);
     }
     let (saved, vocab) = load_checked(Path::new(&model), Path::new(&vocab), device)?;
-    let tk = &saved.meta["tokenizer"];
-    let cleaner = tk["cleaner"].as_str().and_then(Cleaner::parse).unwrap_or(Cleaner::Kim);
-    let lower = tk["lower"].as_bool().unwrap_or(true);
-    let quirk = tk["kim_quirk"].as_bool().unwrap_or(false);
+    let tokenizer = saved.meta.tokenizer.ok_or_else(|| {
+        format!("{model}: the model does not record how it tokenized (it was trained without a `tokenizer` input: wire `tokenizer: <tokenize stage>.summary` and train it again)")
+    })?;
     let index = vocab.index();
-    let cfg = &saved.config;
+    let cfg = &saved.meta.config;
+    let classes = &saved.meta.classes;
     let side = cfg.side_pad();
     let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
     let stdin = std::io::stdin();
@@ -40,7 +39,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let ids: Vec<Vec<i64>> = lines
             .iter()
             .map(|l| {
-                let toks = cleaner.tokenize(l, lower, quirk);
+                let toks = kimcnn_tokenize::tokenize_text(&tokenizer, l);
                 let mut ids: Vec<i64> = toks.iter().map(|t| index.get(t.as_str()).map(|&i| i as i64).unwrap_or(1)).collect();
                 let mut note = None;
                 if toks.is_empty() {
@@ -63,21 +62,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let x = kimcnn_train::padded_batch(&rows, longest, side, min_width, device);
         let probs = tch::no_grad(|| saved.model.forward(&x, false).softmax(1, Kind::Float)).to_device(Device::Cpu).contiguous();
         let probs = Vec::<f32>::try_from(probs.view([-1])).map_err(|e| e.to_string())?;
-        let k = saved.classes.len();
+        let k = classes.len();
         for (i, line) in lines.iter().enumerate() {
             let p = &probs[i * k..(i + 1) * k];
             let best = (0..k).fold(0, |b, c| if p[c] > p[b] { c } else { b });
             if json {
-                let probs: serde_json::Map<String, serde_json::Value> = saved.classes.iter().zip(p).map(|(c, &x)| (c.clone(), serde_json::json!(x))).collect();
-                let mut o = serde_json::json!({"text": line, "label": saved.classes[best], "probabilities": probs});
+                let probs: serde_json::Map<String, serde_json::Value> =
+                    classes.iter().zip(p).map(|(c, &x)| (c.clone(), serde_json::json!(x))).collect();
+                let mut o = serde_json::json!({"text": line, "label": classes[best], "probabilities": probs});
                 if let Some(n) = &notes[i] {
                     o["note"] = serde_json::json!(n);
                 }
                 writeln!(out, "{o}").map_err(|e| e.to_string())?;
             } else {
-                let all: Vec<String> = saved.classes.iter().zip(p).map(|(c, x)| format!("{c}={x:.3}")).collect();
+                let all: Vec<String> = classes.iter().zip(p).map(|(c, x)| format!("{c}={x:.3}")).collect();
                 let note = notes[i].as_ref().map(|n| format!("  ({n})")).unwrap_or_default();
-                writeln!(out, "{}\t{:.3}\t{}{note}", saved.classes[best], p[best], all.join(" ")).map_err(|e| e.to_string())?;
+                writeln!(out, "{}\t{:.3}\t{}{note}", classes[best], p[best], all.join(" ")).map_err(|e| e.to_string())?;
             }
         }
         lines.clear();

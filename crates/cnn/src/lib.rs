@@ -1,0 +1,212 @@
+//! Kim's CNN as the runner sees it: the `train` and `evaluate` stage kinds.
+//! Their params ([`kimcnn_schema::Config`], [`kimcnn_schema::EvaluateParams`])
+//! are checked here, without libtorch, so `kimcnn run` starts in
+//! milliseconds and a typo fails before anything runs. A run happens in the
+//! `kimcnn-torch` worker beside the `kimcnn` binary, one process per stage
+//! run: it gets a [`WorkerJob`] file, prints an epoch row per line, and
+//! writes a [`WorkerResult`]; a worker that dies without one crashed.
+//!
+//! Adding a torch kind: its params type and a [`Kind`] here (its `run` is
+//! [`run_in_worker`]), its code in `kimcnn-train`, an arm in the worker's
+//! dispatch (`crates/worker`), and one registration line in the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use kimcnn_schema::worker::{WorkerJob, WorkerResult, PROGRESS};
+use kimcnn_schema::{check_device, wants_gpu, Config, EpochRow, EvaluateParams};
+use kimcnn_stage::{Job, Kind, Progress, Resources, RunInfo, StageError};
+use serde::Serialize;
+
+/// `train`: tokens + vocab + embeddings (+ the tokenize summary, whose
+/// tokenizer the model keeps) -> model, history, summary.
+pub struct TrainKind;
+
+impl Kind for TrainKind {
+    const NAME: &'static str = "train";
+    /// 3: the model's metadata records the device and threads; CNN-rand
+    /// defaults to Kim's U[-0.25, 0.25] (a default: it changed keys by itself).
+    const VERSION: u32 = 3;
+    const OUTPUTS: &'static [&'static str] = &["model", "history", "summary"];
+    type Params = Config;
+
+    fn check(&self, p: &mut Config) -> Result<(), String> {
+        p.check()
+    }
+
+    fn check_inputs(&self, _: &Config, inputs: &[&str]) -> Result<(), String> {
+        for need in ["tokens", "vocab", "embeddings"] {
+            if !inputs.contains(&need) {
+                return Err(format!(
+                    "a `train` stage needs inputs tokens, vocab and embeddings (and optionally tokenizer); `{need}` is missing"
+                ));
+            }
+        }
+        if let Some(other) = inputs.iter().find(|i| !["tokens", "vocab", "embeddings", "tokenizer"].contains(i)) {
+            return Err(format!("a `train` stage takes inputs tokens, vocab, embeddings and tokenizer, not `{other}`"));
+        }
+        Ok(())
+    }
+
+    fn resources(&self, p: &Config) -> Resources {
+        Resources { cpus: 1, gpus: usize::from(wants_gpu(&p.device)) }
+    }
+
+    fn device<'p>(&self, p: &'p mut Config) -> Option<&'p mut String> {
+        Some(&mut p.device)
+    }
+
+    fn run(&self, p: &Config, job: &Job) -> Result<RunInfo, StageError> {
+        run_in_worker("train", p, job, p.epochs as u64)
+    }
+}
+
+/// `evaluate`: model + tokens + vocab -> metrics, predictions (on the test
+/// split or fold).
+pub struct EvaluateKind;
+
+impl Kind for EvaluateKind {
+    const NAME: &'static str = "evaluate";
+    /// 2: metrics have no fold (null) where the data set has given splits.
+    const VERSION: u32 = 2;
+    const OUTPUTS: &'static [&'static str] = &["metrics", "predictions"];
+    type Params = EvaluateParams;
+
+    fn check(&self, p: &mut EvaluateParams) -> Result<(), String> {
+        check_device(&p.device)
+    }
+
+    fn check_inputs(&self, _: &EvaluateParams, inputs: &[&str]) -> Result<(), String> {
+        let mut i = inputs.to_vec();
+        i.sort();
+        if i != ["model", "tokens", "vocab"] {
+            return Err("an `evaluate` stage takes inputs model, tokens and vocab".into());
+        }
+        Ok(())
+    }
+
+    fn resources(&self, p: &EvaluateParams) -> Resources {
+        Resources { cpus: 1, gpus: usize::from(wants_gpu(&p.device)) }
+    }
+
+    fn device<'p>(&self, p: &'p mut EvaluateParams) -> Option<&'p mut String> {
+        Some(&mut p.device)
+    }
+
+    fn run(&self, p: &EvaluateParams, job: &Job) -> Result<RunInfo, StageError> {
+        run_in_worker("evaluate", p, job, 0)
+    }
+}
+
+/// The worker binary, `kimcnn-torch` beside the running executable (or
+/// `$KIMCNN_TORCH`).
+pub fn worker_path() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("KIMCNN_TORCH") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find kimcnn's own path: {e}"))?;
+    let w = exe.with_file_name("kimcnn-torch");
+    if w.is_file() {
+        Ok(w)
+    } else {
+        Err(format!("{}: the torch worker is missing (build it: `make build`)", w.display()))
+    }
+}
+
+/// A worker is killed when the process that started it dies, so a killed
+/// `kimcnn run` leaves no training running behind it.
+#[cfg(target_os = "linux")]
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl, getppid and _exit are async-signal-safe, all that runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The runner died before the prctl: no signal will come.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn die_with_parent(_: &mut Command) {}
+
+/// Runs one stage in the worker: the job as JSON in scratch, epoch rows
+/// from its stdout as progress, its result file as the outcome.
+/// `epochs`: how many epoch rows to expect (0: none).
+pub fn run_in_worker<P: Serialize>(kind: &str, params: &P, job: &Job, epochs: u64) -> Result<RunInfo, StageError> {
+    let result = job.scratch.join("result.json");
+    let wj = WorkerJob {
+        stage: job.stage.to_string(),
+        params,
+        inputs: job.inputs.clone(),
+        outputs: job.outputs.clone(),
+        threads: job.resources.cpus,
+        device: job.device.unwrap_or("auto").to_string(),
+        result: result.clone(),
+    };
+    let path = job.scratch.join("job.json");
+    kimcnn_schema::write_json(&path, &wj)?;
+    let mut cmd = Command::new(worker_path().map_err(StageError::Failed)?);
+    cmd.arg(kind).arg(&path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| StageError::Failed(format!("cannot start the torch worker: {e}")))?;
+    let stderr = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<String>>());
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
+        let Some(row) = line.strip_prefix(PROGRESS) else { continue };
+        let Ok(row) = serde_json::from_str::<EpochRow>(row) else { continue };
+        let message = format!("loss {:.4}  dev {:.1}%  {:.0} sent/s", row.train_loss, 100.0 * row.dev_accuracy, row.sentences_per_s);
+        let record = serde_json::to_value(&row).ok();
+        (job.progress)(Progress::Steps { unit: "epoch", done: row.epoch as u64, total: epochs, message, record });
+    }
+    let status = child.wait().map_err(|e| StageError::Failed(format!("the torch worker: {e}")))?;
+    let err_lines = err_reader.join().unwrap_or_default();
+    if !result.is_file() {
+        return Err(StageError::Crashed(crash_message(&status, &err_lines)));
+    }
+    match kimcnn_schema::read_json::<WorkerResult>(&result)? {
+        WorkerResult::Done { device } => Ok(RunInfo { device: Some(device) }),
+        WorkerResult::Diverged { epoch, batch, loss } => Err(StageError::Diverged { epoch, batch, loss }),
+        WorkerResult::BadInput { message } => Err(StageError::BadInput(message)),
+        WorkerResult::Failed { message } => Err(StageError::Failed(message)),
+    }
+}
+
+/// How a worker that left no result ended, with its last words.
+fn crash_message(status: &std::process::ExitStatus, stderr: &[String]) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let how = match (status.code(), status.signal()) {
+        (_, Some(sig)) => {
+            format!("the torch worker was killed by signal {sig}{}", signal_name(sig).map(|n| format!(" ({n})")).unwrap_or_default())
+        }
+        (Some(code), _) => format!("the torch worker exited with status {code} without a result"),
+        _ => format!("the torch worker ended ({status}) without a result"),
+    };
+    let last: Vec<&str> = stderr.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+    match last.len() {
+        0 => how,
+        n => format!("{how}; its last output: {}", last[n.saturating_sub(3)..].join(" | ")),
+    }
+}
+
+fn signal_name(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGKILL => "SIGKILL, out of memory?",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGTERM => "SIGTERM",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+//! The worker protocol against stand-in workers (shell scripts): progress,
+//! each kind of result, and a crash. No libtorch needed.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Mutex;
+
+use kimcnn_stage::{DynKind, Env};
+
+use super::*;
+
+/// Runs `train` with a stand-in worker whose body is `script`; returns the
+/// outcome and the progress seen.
+fn with_worker(script: &str) -> (Result<RunInfo, StageError>, Vec<Progress>) {
+    let d = tempfile::tempdir().unwrap();
+    let worker = d.path().join("worker.sh");
+    std::fs::write(&worker, format!("#!/bin/sh\nJOB=\"$2\"\nRESULT=$(sed -n 's/.*\"result\": \"\\(.*\\)\".*/\\1/p' \"$JOB\")\n{script}\n"))
+        .unwrap();
+    std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::env::set_var("KIMCNN_TORCH", &worker);
+    let env = Env { project_dir: d.path().into(), store: kimcnn_store::Store::open(d.path().join("store")).unwrap() };
+    let seen = Mutex::new(Vec::new());
+    let progress = |p: Progress| seen.lock().unwrap().push(p);
+    let job = Job {
+        stage: "train.x",
+        inputs: BTreeMap::new(),
+        outputs: BTreeMap::new(),
+        scratch: d.path(),
+        resources: Resources::default(),
+        device: Some("cpu"),
+        env: &env,
+        progress: &progress,
+    };
+    let planned =
+        DynKind::plan(&TrainKind, &serde_json::json!({"dataset": "x", "epochs": 2}), &[], &["tokens", "vocab", "embeddings"], None)
+            .unwrap();
+    let out = DynKind::run(&TrainKind, &planned.params, &job);
+    (out, seen.into_inner().unwrap())
+}
+
+#[test]
+fn results_progress_and_crashes() {
+    let row =
+        r#"{"epoch":1,"train_loss":0.5,"train_accuracy":0.7,"dev_loss":0.4,"dev_accuracy":0.75,"seconds":1.0,"sentences_per_s":200.0}"#;
+    let (out, seen) = with_worker(&format!(
+        "echo 'kimcnn-progress {row}'\necho noise\necho '{{\"outcome\": \"done\", \"device\": \"cpu\"}}' > \"$RESULT\""
+    ));
+    assert_eq!(out.unwrap(), RunInfo { device: Some("cpu".into()) });
+    assert_eq!(seen.len(), 1);
+    let Progress::Steps { unit, done, total, message, record } = &seen[0] else { panic!("{seen:?}") };
+    assert_eq!((*unit, *done, *total, message.as_str()), ("epoch", 1, 2, "loss 0.5000  dev 75.0%  200 sent/s"));
+    assert_eq!(record.as_ref().unwrap()["dev_accuracy"], 0.75);
+
+    let (out, _) = with_worker("echo '{\"outcome\": \"diverged\", \"epoch\": 1, \"batch\": 4, \"loss\": \"NaN\"}' > \"$RESULT\"; exit 1");
+    assert_eq!(out.unwrap_err(), StageError::Diverged { epoch: 1, batch: 4, loss: "NaN".into() });
+    let (out, _) = with_worker("echo '{\"outcome\": \"bad_input\", \"message\": \"class `meh` is not in train\"}' > \"$RESULT\"; exit 1");
+    assert_eq!(out.unwrap_err(), StageError::BadInput("class `meh` is not in train".into()));
+
+    let (out, _) = with_worker("echo 'libtorch: out of memory' >&2; kill -SEGV $$");
+    let e = out.unwrap_err();
+    assert_eq!(e.label(), "crashed");
+    assert_eq!(e.to_string(), "the torch worker was killed by signal 11 (SIGSEGV); its last output: libtorch: out of memory");
+    let (out, _) = with_worker("echo \"thread 'main' panicked at src/x.rs:1\" >&2; exit 101");
+    assert_eq!(
+        out.unwrap_err(),
+        StageError::Crashed(
+            "the torch worker exited with status 101 without a result; its last output: thread 'main' panicked at src/x.rs:1".into()
+        )
+    );
+}
+
+#[test]
+fn the_device_is_a_param_outside_the_key_and_asks_for_a_gpu() {
+    let raw = serde_json::json!({"dataset": "mr", "device": "cuda:1"});
+    let a = DynKind::plan(&TrainKind, &raw, &[], &["tokens", "vocab", "embeddings"], None).unwrap();
+    let b = DynKind::plan(&TrainKind, &serde_json::json!({"dataset": "mr"}), &[], &["tokens", "vocab", "embeddings"], Some("cpu")).unwrap();
+    assert_eq!(a.params, b.params);
+    assert_eq!((a.device.as_deref(), a.resources.gpus, b.device.as_deref(), b.resources.gpus), (Some("cuda:1"), 1, Some("cpu"), 0));
+    assert_eq!(a.params["rand_a"], 0.25, "Kim's CNN-rand init by default");
+    let e = DynKind::plan(&TrainKind, &raw, &[], &["tokens", "vocab"], None).unwrap_err();
+    assert!(e.contains("`embeddings` is missing"), "{e}");
+    let e = DynKind::plan(&EvaluateKind, &serde_json::json!({"device": "tpu"}), &[], &["model", "tokens", "vocab"], None).unwrap_err();
+    assert_eq!(e, "param `device` must be auto, cpu, cuda or cuda:N, found `tpu`");
+}

@@ -1,0 +1,101 @@
+//! Executing one stage run: the [`JobSpec`] the runner hands an
+//! [`Executor`], and the [`LocalExecutor`] that runs it on this machine.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use kimcnn_stage::{Env, Job, Progress, Registry, Resources, RunInfo, StageError};
+use kimcnn_store::ObjectId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One stage run, as any machine could execute it: the kind, its normalised
+/// params, and its inputs by content hash. An executor on another machine
+/// fetches the inputs by hash and returns the outputs by hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// The stage's name (for messages; the key does not depend on it).
+    pub stage: String,
+    pub kind: String,
+    pub kind_version: u32,
+    /// The cache key the outputs are recorded under.
+    pub key: ObjectId,
+    pub params: Value,
+    /// Where the kind computes, for kinds with a device.
+    pub device: Option<String>,
+    pub resources: Resources,
+    pub inputs: BTreeMap<String, ObjectId>,
+    /// The names of the outputs it must write.
+    pub outputs: Vec<String>,
+}
+
+/// What an executor returns: every output, committed to the local store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed {
+    pub outputs: BTreeMap<String, ObjectId>,
+    pub info: RunInfo,
+    /// Time the stage itself ran.
+    pub seconds: f64,
+}
+
+/// Runs jobs. The runner has already taken the key's lock, checked the
+/// cache and verified the inputs; it writes the run record afterwards.
+pub trait Executor: Send + Sync + std::fmt::Debug {
+    /// Computes `job`. On success every one of `job.outputs` is an object in
+    /// the runner's store.
+    fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync)) -> Result<Executed, StageError>;
+}
+
+/// Runs each job here, in a scratch directory of the store: the kind reads
+/// its inputs where the store keeps them and writes its outputs to scratch,
+/// whence they are committed (hashed, fsynced, renamed in).
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    pub registry: Registry,
+    pub env: Env,
+}
+
+impl Executor for LocalExecutor {
+    fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync)) -> Result<Executed, StageError> {
+        let store = &self.env.store;
+        let kind = self.registry.get(&job.kind).ok_or_else(|| StageError::Failed(format!("unknown stage kind `{}`", job.kind)))?;
+        if kind.version() != job.kind_version {
+            return Err(StageError::Failed(format!(
+                "kind `{}` is version {} here, the job wants {}",
+                job.kind,
+                kind.version(),
+                job.kind_version
+            )));
+        }
+        // Leftovers of a run of this key that was killed.
+        store.clear_scratch(job.key.as_str())?;
+        let scratch = store.scratch(job.key.as_str())?;
+        let out_dir = scratch.path().join("out");
+        let work_dir = scratch.path().join("work");
+        for d in [&out_dir, &work_dir] {
+            std::fs::create_dir_all(d).map_err(|e| StageError::Failed(format!("{}: {e}", d.display())))?;
+        }
+        let run = Job {
+            stage: &job.stage,
+            inputs: job.inputs.iter().map(|(n, id)| (n.clone(), store.object_path(id))).collect(),
+            outputs: job.outputs.iter().map(|o| (o.clone(), out_dir.join(o))).collect(),
+            scratch: &work_dir,
+            resources: job.resources,
+            device: job.device.as_deref(),
+            env: &self.env,
+            progress,
+        };
+        let t0 = Instant::now();
+        let info = kind.run(&job.params, &run)?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let mut outputs = BTreeMap::new();
+        for (name, path) in &run.outputs {
+            if !path.is_file() {
+                return Err(StageError::Failed(format!("did not write its output `{name}`")));
+            }
+            outputs.insert(name.clone(), store.commit_file(path)?);
+        }
+        Ok(Executed { outputs, info, seconds })
+    }
+}

@@ -1,0 +1,53 @@
+//! The protocol between the `kimcnn` CLI and its `kimcnn-torch` worker, one
+//! process per stage run: the CLI writes a [`WorkerJob`] as JSON, the worker
+//! prints a [`PROGRESS`] line per epoch on stdout and writes a
+//! [`WorkerResult`] before it exits. A worker that exits without a result
+//! crashed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One stage run for the worker. `P` is the kind's params type
+/// ([`crate::Config`] for `train`, [`crate::EvaluateParams`] for `evaluate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerJob<P> {
+    pub stage: String,
+    pub params: P,
+    pub inputs: BTreeMap<String, PathBuf>,
+    pub outputs: BTreeMap<String, PathBuf>,
+    pub threads: usize,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Where the worker writes its [`WorkerResult`].
+    pub result: PathBuf,
+}
+
+/// Prefix of the worker's progress lines on stdout (an [`crate::EpochRow`]
+/// as JSON follows), so other output cannot be mistaken for them.
+pub const PROGRESS: &str = "kimcnn-progress ";
+
+/// How a worker run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WorkerResult {
+    /// Every output written.
+    Done {
+        device: String,
+    },
+    /// A non-finite loss (`NaN`, `inf`) at this epoch and batch.
+    Diverged {
+        epoch: usize,
+        batch: usize,
+        loss: String,
+    },
+    /// An input or param it cannot use.
+    BadInput {
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
+}

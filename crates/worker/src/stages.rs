@@ -1,0 +1,199 @@
+//! The `train` and `evaluate` stage runs: a job file in, a result file out.
+
+use std::path::Path;
+
+use kimcnn_embed::Embeddings;
+use kimcnn_schema::worker::{WorkerJob, WorkerResult, PROGRESS};
+use kimcnn_schema::{Config, EvaluateParams, Metrics, ModelMeta, RandA, TokenizeSummary, TrainSummary, Variant};
+use kimcnn_tokenize::TokensTable;
+use kimcnn_train::{Dataset, SavedModel, TrainError};
+use kimcnn_vocab::Vocab;
+use serde::de::DeserializeOwned;
+use tch::{Kind, Tensor};
+
+/// How a run failed, as its result file says.
+pub enum Failure {
+    BadInput(String),
+    Failed(String),
+    Diverged { epoch: usize, batch: usize, loss: String },
+}
+
+impl Failure {
+    fn result(self) -> WorkerResult {
+        match self {
+            Failure::BadInput(message) => WorkerResult::BadInput { message },
+            Failure::Failed(message) => WorkerResult::Failed { message },
+            Failure::Diverged { epoch, batch, loss } => WorkerResult::Diverged { epoch, batch, loss },
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Failure::BadInput(m) | Failure::Failed(m) => m.clone(),
+            Failure::Diverged { epoch, batch, loss } => format!("epoch {epoch} batch {batch}: the loss is {loss}"),
+        }
+    }
+}
+
+impl From<TrainError> for Failure {
+    fn from(e: TrainError) -> Failure {
+        match e {
+            TrainError::NonFinite { epoch, batch, value } => Failure::Diverged { epoch, batch, loss: value.to_string() },
+            TrainError::Torch(_) => Failure::Failed(e.to_string()),
+            TrainError::Invalid(_) | TrainError::Config(_) | TrainError::File { .. } => Failure::BadInput(e.to_string()),
+        }
+    }
+}
+
+/// An input that cannot be read is a bad input.
+fn bad<E: std::fmt::Display>(e: E) -> Failure {
+    Failure::BadInput(e.to_string())
+}
+
+type R<T> = Result<T, Failure>;
+
+/// Runs one stage; the outcome goes to the job's result file. Fails only
+/// when there is no job to run or no result file to write.
+pub fn run(kind: &str, job_file: Option<&str>) -> Result<(), String> {
+    let job_file = Path::new(job_file.ok_or("no job file")?);
+    match kind {
+        "train" => run_job(job_file, train),
+        _ => run_job(job_file, evaluate),
+    }
+}
+
+fn run_job<P: DeserializeOwned>(job_file: &Path, f: fn(&WorkerJob<P>, tch::Device) -> R<String>) -> Result<(), String> {
+    let job: WorkerJob<P> = kimcnn_schema::read_json(job_file).map_err(|e| e.to_string())?;
+    tch::set_num_threads(job.threads.max(1) as i32);
+    let outcome = kimcnn_train::parse_device(&job.device).map_err(Failure::from).and_then(|device| f(&job, device));
+    let (result, failed) = match outcome {
+        Ok(device) => (WorkerResult::Done { device }, None),
+        Err(e) => {
+            let m = e.message();
+            (e.result(), Some(m))
+        }
+    };
+    kimcnn_schema::write_json(&job.result, &result).map_err(|e| e.to_string())?;
+    match failed {
+        Some(m) => Err(m),
+        None => Ok(()),
+    }
+}
+
+fn input<'a, P>(job: &'a WorkerJob<P>, name: &str) -> R<&'a Path> {
+    job.inputs.get(name).map(|p| p.as_path()).ok_or_else(|| Failure::BadInput(format!("no input `{name}`")))
+}
+
+fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
+    let cfg = &job.params;
+    let table = TokensTable::read(input(job, "tokens")?).map_err(bad)?;
+    let vocab_path = input(job, "vocab")?;
+    let vocab = Vocab::read(vocab_path).map_err(bad)?;
+    let vocab_hash = kimcnn_store::hash_file(vocab_path).map_err(bad)?;
+    let (emb, emeta) = Embeddings::read(input(job, "embeddings")?).map_err(bad)?;
+    if emb.matrix.nrows() != vocab.len() || emeta.vocab_blake3 != vocab_hash.as_str() {
+        return Err(Failure::BadInput(format!(
+            "the embeddings ({} rows) were not built from this vocabulary ({} words): wire the embed stage of the same vocab",
+            emb.matrix.nrows(),
+            vocab.len()
+        )));
+    }
+    let tokenizer = match job.inputs.get("tokenizer") {
+        Some(p) => Some(
+            kimcnn_schema::read_json::<TokenizeSummary>(p).map_err(|e| Failure::BadInput(format!("input `tokenizer`: {e}")))?.tokenizer,
+        ),
+        None => None,
+    };
+    let data = Dataset::new(&table, &vocab, cfg)?;
+    let cov = &emeta.coverage;
+    let rand_a = match cfg.rand_a {
+        RandA::Fixed(a) => a,
+        RandA::Matched => cov.matched_bound(),
+    };
+    // CNN-rand draws every word from U[-a, a]; the others only the unknown words.
+    let init =
+        if cfg.variant == Variant::Rand { format!("uniform a={rand_a:.3}") } else { format!("{} a={:.3}", cov.unk_init, cov.unk_scale) };
+    let (v, d) = emb.matrix.dim();
+    let flat: Vec<f32> = emb.matrix.iter().copied().collect();
+    let matrix = Tensor::from_slice(&flat).view([v as i64, d as i64]).to_kind(Kind::Float);
+    let t0 = std::time::Instant::now();
+    let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, &mut |e| {
+        println!("{PROGRESS}{}", serde_json::to_string(e).unwrap_or_default());
+    })?;
+    let (device, threads) = (kimcnn_train::device_name(device), tch::get_num_threads() as usize);
+    let meta = ModelMeta {
+        config: cfg.clone(),
+        classes: data.classes.clone(),
+        vocab_blake3: vocab_hash.to_string(),
+        tokenizer,
+        init: init.clone(),
+        best_epoch: out.best_epoch,
+        best_dev_accuracy: out.best_dev_accuracy,
+        device: device.clone(),
+        threads,
+    };
+    kimcnn_train::save_model(&job.outputs["model"], &out.model, &meta)?;
+    kimcnn_schema::write_history(&job.outputs["history"], &out.history).map_err(|e| Failure::Failed(e.to_string()))?;
+    let mut rates: Vec<f64> = out.history.iter().map(|e| e.sentences_per_s).collect();
+    rates.sort_by(f64::total_cmp);
+    let summary = TrainSummary {
+        dataset: cfg.dataset.clone(),
+        variant: cfg.variant,
+        fold: cfg.fold,
+        best_epoch: out.best_epoch,
+        best_dev_accuracy: out.best_dev_accuracy,
+        epochs_run: out.history.len(),
+        train: data.train.len(),
+        dev: data.dev.len(),
+        test: data.test.len(),
+        classes: data.classes.clone(),
+        max_len: data.max_len,
+        truncated_sentences: data.truncated,
+        empty_sentences: data.empty,
+        unknown_tokens: data.unknown_tokens,
+        init,
+        device: device.clone(),
+        threads,
+        seconds: t0.elapsed().as_secs_f64(),
+        median_train_sentences_per_s: rates[rates.len() / 2],
+    };
+    kimcnn_schema::write_json(&job.outputs["summary"], &summary).map_err(|e| Failure::Failed(e.to_string()))?;
+    Ok(device)
+}
+
+/// Loads a model and checks it was trained on `vocab_path`'s vocabulary.
+pub fn load_checked(model: &Path, vocab_path: &Path, device: tch::Device) -> Result<(SavedModel, Vocab), String> {
+    let saved = kimcnn_train::load_model(model, device).map_err(|e| e.to_string())?;
+    let vocab_hash = kimcnn_store::hash_file(vocab_path).map_err(|e| e.to_string())?;
+    if saved.meta.vocab_blake3 != vocab_hash.as_str() {
+        return Err(format!(
+            "the model was trained with another vocabulary (model: {}, given: {})",
+            &saved.meta.vocab_blake3[..12.min(saved.meta.vocab_blake3.len())],
+            vocab_hash.short()
+        ));
+    }
+    let vocab = Vocab::read(vocab_path).map_err(|e| e.to_string())?;
+    if saved.model.emb.size()[0] != vocab.len() as i64 {
+        return Err("the model's embedding does not match the vocabulary's size".into());
+    }
+    Ok((saved, vocab))
+}
+
+fn evaluate(job: &WorkerJob<EvaluateParams>, device: tch::Device) -> R<String> {
+    let (saved, vocab) = load_checked(input(job, "model")?, input(job, "vocab")?, device).map_err(Failure::BadInput)?;
+    let table = TokensTable::read(input(job, "tokens")?).map_err(bad)?;
+    let cfg = &saved.meta.config;
+    let data = Dataset::new(&table, &vocab, cfg)?;
+    if data.classes != saved.meta.classes {
+        return Err(Failure::BadInput(format!(
+            "the model's classes ({}) differ from the data's ({})",
+            saved.meta.classes.join(", "),
+            data.classes.join(", ")
+        )));
+    }
+    let (preds, confusion) = kimcnn_train::evaluate(&saved.model, &data, &data.test, cfg, device);
+    kimcnn_schema::write_predictions(&job.outputs["predictions"], &preds).map_err(|e| Failure::Failed(e.to_string()))?;
+    let metrics = Metrics::from_confusion(&saved.meta, confusion);
+    kimcnn_schema::write_json(&job.outputs["metrics"], &metrics).map_err(|e| Failure::Failed(e.to_string()))?;
+    Ok(kimcnn_train::device_name(device))
+}
