@@ -175,3 +175,21 @@ fn independent_stages_run_in_parallel_within_the_thread_budget() {
     p.run(&["run", "--jobs", "1", "--force"]).ok();
     assert_eq!(max_overlap(&intervals(&p)), 1);
 }
+
+#[test]
+fn an_artifact_with_a_renamed_field_is_refused_naming_the_file_and_the_field() {
+    // A metrics file as an older kimcnn might have written it: `acc`, not `accuracy`.
+    let metrics = r#"{"dataset": "toy", "variant": "static", "fold": null, "seed": 1, "pad": "kim", "init": "x", "epochs": 1, "best_epoch": 1, "best_dev_accuracy": 0.5, "n": 2, "acc": 0.5, "macro_f1": 0.5, "per_class": [], "confusion": [], "classes": []}"#;
+    let p = Project::new(&format!(
+        "stages:\n  old: {{uses: exec, outputs: [metrics], with: {{cmd: 'echo ''{metrics}'' > \"$OUT_metrics\"'}}}}\n  results: {{uses: aggregate, inputs: {{metrics: 'old.metrics'}}}}\n"
+    ));
+    let r = p.run(&["run"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let line = r.stderr.trim();
+    assert!(
+        line.starts_with("error: stage `results` failed: input `metrics`: ") && line.contains(": missing field `accuracy` at line 1"),
+        "{line}"
+    );
+    assert!(line.contains("/artifacts/objects/"), "names the file: {line}");
+    assert!(r.stdout.contains("bad input  results: "), "{}", r.stdout);
+}
