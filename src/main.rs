@@ -558,3 +558,47 @@ fn doctor() -> Result<ExitCode, Failure> {
         .map_err(|e| Failure(format!("{}: cannot start the torch worker: {e}", worker.display()), 1))?;
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// Every registered kind: its normalised params are a fixed point (parsed
+    /// again, they normalise to themselves), so a lock's params, a job's and
+    /// the key's are one form.
+    #[test]
+    fn every_kind_normalises_to_a_fixed_point() {
+        let registry = super::registry();
+        let cases = [
+            ("source", json!({"path": "x.txt"}), vec![], vec![]),
+            ("exec", json!({"cmd": "true", "env": {"N": 3}}), vec!["o".to_string()], vec!["in"]),
+            ("tokenize", json!({"format": "trec", "classes": [1, "b"]}), vec![], vec!["train", "test"]),
+            ("vocab", json!({"min_count": 0}), vec![], vec!["tokens"]),
+            ("embed", json!({"unk_init": "normal", "format": "fasttext"}), vec![], vec!["vocab", "vectors"]),
+            (
+                "train",
+                json!({"dataset": "mr", "variant": "rand", "rand_a": "matched", "device": "cpu"}),
+                vec![],
+                vec!["tokens", "vocab", "embeddings"],
+            ),
+            ("evaluate", json!({"device": "cuda:1"}), vec![], vec!["model", "tokens", "vocab"]),
+            ("aggregate", json!({}), vec![], vec!["metrics.a"]),
+        ];
+        for (name, raw, outputs, inputs) in &cases {
+            let kind = registry.get(name).unwrap();
+            let planned = kind.plan(raw, outputs, inputs, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let again = kind.plan(&planned.params, outputs, inputs, None).unwrap();
+            assert_eq!(again.params, planned.params, "{name}");
+        }
+        let names: Vec<&str> = registry.names().collect();
+        assert_eq!(names.len(), cases.len(), "a case for every kind: {names:?}");
+        // Aliases and format-dependent defaults are written out.
+        let p = registry.get("embed").unwrap().plan(&json!({"format": "fasttext"}), &[], &["vocab", "vectors"], None).unwrap();
+        assert_eq!(p.params["format"], "word2vec-text");
+        let p = registry.get("tokenize").unwrap().plan(&json!({"format": "trec"}), &[], &["train"], None).unwrap();
+        assert_eq!(
+            (p.params["lower"].clone(), p.params["cleaner"].clone(), p.params["encoding"].clone()),
+            (json!(false), json!("kim"), json!("utf8-latin1"))
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use kimcnn_schema::{Config, Metrics, ModelMeta, TrainSummary};
+use kimcnn_schema::{Config, Metrics, ModelMeta};
 use kimcnn_store::{Lockfile, ObjectId, RunRecord, Store};
 use serde_json::Value;
 
@@ -89,14 +89,12 @@ pub fn predict(store: &Store, lock: &Lockfile, model: &str, json: bool, device: 
 struct ModelRow {
     rec: RunRecord,
     meta: ModelMeta,
-    summary: TrainSummary,
     test: Option<Metrics>,
     size: u64,
 }
 
 /// The trained models in the store, with their evaluations. A model whose
-/// files cannot be read (written by an older kimcnn, say) is named in a
-/// warning and left out.
+/// metadata cannot be read is named in a warning and left out.
 fn models_in(store: &Store) -> Result<Vec<ModelRow>, Failure> {
     let runs = store.runs()?;
     let mut metrics: BTreeMap<ObjectId, Metrics> = BTreeMap::new();
@@ -115,18 +113,12 @@ fn models_in(store: &Store) -> Result<Vec<ModelRow>, Failure> {
     }
     let mut rows = Vec::new();
     for rec in runs.into_iter().filter(|r| r.kind == "train") {
-        let (Some(model), Some(summary)) = (rec.outputs.get("model"), rec.outputs.get("summary")) else { continue };
+        let Some(model) = rec.outputs.get("model") else { continue };
         let path = store.object_path(model);
         let Ok(file) = std::fs::metadata(&path) else { continue };
-        let read =
-            ModelMeta::read(&path).and_then(|meta| Ok((meta, kimcnn_schema::read_json::<TrainSummary>(&store.object_path(summary))?)));
-        match read {
-            Ok((meta, summary)) => rows.push(ModelRow { test: metrics.remove(model), meta, summary, size: file.len(), rec }),
-            Err(e) => eprintln!(
-                "warning: model {} of stage `{}` is unreadable ({e}); `kimcnn gc --workspace` drops old runs",
-                model.short(),
-                rec.stage
-            ),
+        match ModelMeta::read(&path) {
+            Ok(meta) => rows.push(ModelRow { test: metrics.get(model).cloned(), meta, size: file.len(), rec }),
+            Err(e) => eprintln!("warning: model {} of stage `{}` is unreadable ({e})", model.short(), rec.stage),
         }
     }
     rows.sort_by(|a, b| a.rec.stage.cmp(&b.rec.stage).then(a.rec.finished.cmp(&b.rec.finished)));
@@ -164,11 +156,11 @@ pub fn list(store: &Store) -> Result<ExitCode, Failure> {
             c.dataset,
             c.variant.to_string(),
             c.fold.map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
-            format!("{}/{}", r.summary.best_epoch, c.epochs),
-            pct(Some(r.summary.best_dev_accuracy)),
+            format!("{}/{}", r.meta.best_epoch, c.epochs),
+            pct(Some(r.meta.best_dev_accuracy)),
             pct(r.test.as_ref().map(|t| t.accuracy)),
             r.size as f64 / 1e6,
-            r.meta.device,
+            r.meta.device.as_deref().unwrap_or("-"),
             non_defaults(c).join(" ")
         );
     }

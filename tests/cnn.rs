@@ -172,6 +172,7 @@ fn the_device_is_not_part_of_the_key_and_a_crashed_worker_is_named() {
         p.read("pipeline.lock").split("\n  train.static:\n").nth(1).and_then(|r| r.lines().find(|l| l.contains(" key: ")).map(String::from))
     };
     let before = key(&p);
+    assert!(before.is_some(), "{}", p.read("pipeline.lock"));
     // `--device` and the `device` param alike: the same stage, restored, not rerun.
     assert!(p.run(&["run", "train.static", "--device", "cpu"]).ok().ran().is_empty());
     assert!(p.run(&["run", "train.static", "--set", "train.static.device=cpu"]).ok().ran().is_empty());

@@ -64,9 +64,6 @@ fn every_help_example_works_on_the_shipped_pipeline() {
         let r = p.run(&args);
         assert_eq!(r.code, 0, "`{cmd}` failed:\n{}{}", r.stdout, r.stderr);
         match args.as_slice() {
-            ["run", "--set", set, ..] if set.starts_with("train.") => {
-                assert!(r.stdout.contains("would run  train.mr.rand.fold0"), "`{cmd}`: {}", r.stdout);
-            }
             ["run", "train.trec.static", ..] => {
                 assert!(r.stdout.contains("would run  train.trec.static") && !r.stdout.contains("train.trec.rand"), "{}", r.stdout)
             }
@@ -77,6 +74,13 @@ fn every_help_example_works_on_the_shipped_pipeline() {
             _ => {}
         }
     }
+    // What the `--set` examples do, seen on a stage that is cached: a param
+    // set through a group prefix reaches it (its key changes), and its default
+    // written out changes nothing.
+    let r = p.run(&["run", "tokenize.trec", "--dry-run", "--set", "tokenize.seed=7"]).ok();
+    assert!(r.stdout.contains("would run  tokenize.trec") && r.stdout.contains("1 would run"), "{}", r.stdout);
+    let r = p.run(&["run", "tokenize.trec", "--dry-run", "--set", "tokenize.trec.lower=false"]).ok();
+    assert!(r.stdout.contains("0 would run"), "{}", r.stdout);
     // A typo is still an error, with the same rule everywhere.
     let r = p.run(&["run", "trian", "--dry-run"]);
     assert_eq!((r.code, r.stderr.trim()), (2, "error: no stage or stage group named `trian` in the pipeline (see `kimcnn dag`)"));

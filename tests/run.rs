@@ -174,6 +174,11 @@ fn independent_stages_run_in_parallel_within_the_thread_budget() {
     std::fs::remove_file(p.path().join("times.log")).unwrap();
     p.run(&["run", "--jobs", "1", "--force"]).ok();
     assert_eq!(max_overlap(&intervals(&p)), 1);
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("artifacts/out/wide/out")).unwrap().trim(),
+        "1",
+        "a stage gets no more threads than the budget"
+    );
 }
 
 #[test]

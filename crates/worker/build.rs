@@ -1,4 +1,4 @@
-//! Links the `kimcnn` binary against libtorch so that it runs without
+//! Links the `kimcnn-torch` binary against libtorch so that it runs without
 //! LD_LIBRARY_PATH: an rpath to torch's lib dir (reported by torch-sys through
 //! its `links` metadata), and libtorch_cuda linked explicitly where the torch
 //! install has it, so `--as-needed` does not drop it and CUDA is found when

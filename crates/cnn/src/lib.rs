@@ -50,7 +50,7 @@ impl Kind for TrainKind {
     }
 
     fn resources(&self, p: &Config) -> Resources {
-        Resources { cpus: 1, gpus: usize::from(wants_gpu(&p.device)) }
+        on_device(&p.device)
     }
 
     fn device<'p>(&self, p: &'p mut Config) -> Option<&'p mut String> {
@@ -87,7 +87,7 @@ impl Kind for EvaluateKind {
     }
 
     fn resources(&self, p: &EvaluateParams) -> Resources {
-        Resources { cpus: 1, gpus: usize::from(wants_gpu(&p.device)) }
+        on_device(&p.device)
     }
 
     fn device<'p>(&self, p: &'p mut EvaluateParams) -> Option<&'p mut String> {
@@ -97,6 +97,11 @@ impl Kind for EvaluateKind {
     fn run(&self, p: &EvaluateParams, job: &Job) -> Result<RunInfo, StageError> {
         run_in_worker("evaluate", p, job, 0)
     }
+}
+
+/// A torch run: a CPU thread, and a GPU where the device asks for one.
+fn on_device(device: &str) -> Resources {
+    Resources { cpus: 1, gpus: usize::from(wants_gpu(device)) }
 }
 
 /// The worker binary, `kimcnn-torch` beside the running executable (or
@@ -114,8 +119,8 @@ pub fn worker_path() -> Result<PathBuf, String> {
     }
 }
 
-/// A worker is killed when the process that started it dies, so a killed
-/// `kimcnn run` leaves no training running behind it.
+/// A worker is killed when the thread that started it (and waits for it)
+/// dies, so a killed `kimcnn run` leaves no training running behind it.
 #[cfg(target_os = "linux")]
 pub fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
@@ -152,6 +157,11 @@ pub fn run_in_worker<P: Serialize>(kind: &str, params: &P, job: &Job, epochs: u6
     };
     let path = job.scratch.join("job.json");
     kimcnn_schema::write_json(&path, &wj)?;
+    // Only this run's worker may leave a result.
+    match std::fs::remove_file(&result) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
     let mut cmd = Command::new(worker_path().map_err(StageError::Failed)?);
     cmd.arg(kind).arg(&path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     die_with_parent(&mut cmd);
@@ -162,15 +172,15 @@ pub fn run_in_worker<P: Serialize>(kind: &str, params: &P, job: &Job, epochs: u6
         let Some(row) = line.strip_prefix(PROGRESS) else { continue };
         let Ok(row) = serde_json::from_str::<EpochRow>(row) else { continue };
         let message = format!("loss {:.4}  dev {:.1}%  {:.0} sent/s", row.train_loss, 100.0 * row.dev_accuracy, row.sentences_per_s);
-        let record = serde_json::to_value(&row).ok();
-        (job.progress)(Progress::Steps { unit: "epoch", done: row.epoch as u64, total: epochs, message, record });
+        (job.progress)(Progress::Steps { unit: "epoch", done: row.epoch as u64, total: epochs, message });
     }
     let status = child.wait().map_err(|e| StageError::Failed(format!("the torch worker: {e}")))?;
     let err_lines = err_reader.join().unwrap_or_default();
-    if !result.is_file() {
+    // No result, or half of one (killed while writing it): it crashed.
+    let Ok(outcome) = kimcnn_schema::read_json::<WorkerResult>(&result) else {
         return Err(StageError::Crashed(crash_message(&status, &err_lines)));
-    }
-    match kimcnn_schema::read_json::<WorkerResult>(&result)? {
+    };
+    match outcome {
         WorkerResult::Done { device } => Ok(RunInfo { device: Some(device) }),
         WorkerResult::Diverged { epoch, batch, loss } => Err(StageError::Diverged { epoch, batch, loss }),
         WorkerResult::BadInput { message } => Err(StageError::BadInput(message)),

@@ -112,7 +112,7 @@ impl Kind for EmbedKind {
 
     fn run(&self, p: &Params, job: &Job) -> std::result::Result<RunInfo, StageError> {
         let vocab_path = &job.inputs["vocab"];
-        let vocab = Vocab::read(vocab_path)?;
+        let vocab = Vocab::read(vocab_path).map_err(|e| StageError::BadInput(format!("input `vocab`: {e}")))?;
         let (emb, coverage) = extract(&vocab, &job.inputs["vectors"], "input `vectors`", p).map_err(|e| match e {
             EmbedError::Vectors { .. } => StageError::BadInput(e.to_string()),
             other => other.into(),

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use kimcnn_schema::Text;
 use kimcnn_stage::{Job, Kind, RunInfo, StageError};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// An `exec` stage: a shell command with declared outputs.
 pub struct ExecKind;
@@ -16,8 +16,9 @@ pub struct ExecKind;
 pub struct ExecParams {
     /// Run by `sh -c` in the project directory.
     pub cmd: String,
-    /// More environment variables for the command.
-    pub env: BTreeMap<String, Text>,
+    /// More environment variables for the command: a string as it is, any
+    /// other value as its JSON text.
+    pub env: BTreeMap<String, Value>,
 }
 
 impl Kind for ExecKind {
@@ -52,7 +53,11 @@ impl Kind for ExecKind {
         env.push(("KIMCNN_STAGE".into(), job.stage.into()));
         env.push(("KIMCNN_SCRATCH".into(), job.scratch.into()));
         for (k, v) in &p.env {
-            env.push((k.clone(), v.0.clone().into()));
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            env.push((k.clone(), v.into()));
         }
         let spec = crate::ExecSpec { cmd: p.cmd.clone(), cwd: job.env.project_dir.clone(), env, log: job.scratch.join("exec.log") };
         crate::run(&spec)?;

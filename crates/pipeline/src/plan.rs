@@ -85,11 +85,11 @@ impl Plan {
             }
         }
         for o in &stage_sets {
-            let key = format!("{}.{}", o.target, o.param);
+            let key = format!("{}.{}", o.target, o.path.join("."));
             if expanded.iter().any(|e| selects(&key, &e.3)) {
                 return Err(o.error(&format!("`{key}` is a stage: name a param of it, e.g. {key}.epochs=10")));
             }
-            if !expanded.iter().any(|e| o.selects(&e.3)) {
+            if !o.declared && !expanded.iter().any(|e| o.selects(&e.3)) {
                 return Err(o.error(&format!("no stage `{}` in the pipeline (see `kimcnn dag`)", o.target)));
             }
         }
@@ -106,7 +106,8 @@ impl Plan {
             let ctx = Ctx { vars: &vars, params: &params };
             let mut with = rs.with.clone();
             for o in stage_sets.iter().filter(|o| o.selects(&name)) {
-                with.insert(serde_yaml::Value::String(o.param.clone()), o.value.clone());
+                let path: Vec<&str> = o.path.iter().map(String::as_str).collect();
+                set_path(&mut with, &path, o.value.clone()).map_err(|m| o.error(&m))?;
             }
             let with = yaml_to_json(&serde_yaml::Value::Mapping(with)).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
             let resolved = ctx.resolve(&with).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
@@ -339,13 +340,18 @@ fn yaml_to_json(v: &serde_yaml::Value) -> std::result::Result<Value, String> {
 }
 
 /// A `--set` of a stage param: `STAGES.param=VALUE`, STAGES a stage, a
-/// group prefix or a glob (see [`selects`]), `param` one name (a mapping
-/// param is set whole: `--set 'run.env={A: 1}'`).
+/// group prefix or a glob (see [`selects`]). A key inside a mapping param
+/// is reached through the declared group that has that mapping
+/// (`--set run.env.A=1` where `run` has `env:`).
 struct Override {
     arg: String,
     target: String,
-    param: String,
+    /// The param, or a path into a mapping param.
+    path: Vec<String>,
     value: serde_yaml::Value,
+    /// The target names a declared group (or the groups under a prefix):
+    /// expanding to no stage is then no error (`paper_variants: []`).
+    declared: bool,
 }
 
 impl Override {
@@ -360,23 +366,36 @@ impl Override {
         if segs.iter().any(|s| s.is_empty()) {
             return Err(err("empty key segment"));
         }
-        // Stages: a target above a group (`train` for `train.mr`), a group,
-        // or inside one's expansion (`train.mr.rand.fold0`); names hold dots.
-        let near_group = |t: &str| {
-            t.contains('*')
-                || raw.stages.keys().any(|g| {
-                    g == t
-                        || g.strip_prefix(t).is_some_and(|r| r.starts_with('.'))
-                        || t.strip_prefix(g.as_str()).is_some_and(|r| r.starts_with('.'))
-                })
-        };
-        if raw.stages.keys().any(|g| g == key || g.strip_prefix(key).is_some_and(|r| r.starts_with('.'))) {
+        let under = |name: &str, prefix: &str| name.strip_prefix(prefix).is_some_and(|r| r.starts_with('.'));
+        // A declared group, or a prefix of declared groups (`train` for `train.mr`).
+        let declared = |t: &str| raw.stages.keys().any(|g| g == t || under(g, t));
+        // A stage inside a group's expansion (`train.mr.rand.fold0`), or a glob.
+        let inside = |t: &str| t.contains('*') || raw.stages.keys().any(|g| under(t, g));
+        if declared(key) {
             return Err(err("name a param of the stage, e.g. train.epochs=10"));
         }
-        if let Some((target, param)) = key.rsplit_once('.').filter(|(t, _)| near_group(t)) {
-            return Ok(Some(Override { arg: arg.to_string(), target: target.to_string(), param: param.to_string(), value }));
+        let new = |target: &str, path: &[&str]| Override {
+            arg: arg.to_string(),
+            target: target.to_string(),
+            path: path.iter().map(|s| s.to_string()).collect(),
+            value: value.clone(),
+            declared: declared(target),
+        };
+        // A key in a mapping param the group declares.
+        for k in (1..segs.len().saturating_sub(1)).rev() {
+            let group = segs[..k].join(".");
+            if raw.stages.get(&group).is_some_and(|g| g.with.get(segs[k]).is_some_and(serde_yaml::Value::is_mapping)) {
+                return Ok(Some(new(&group, &segs[k..])));
+            }
         }
-        if !raw.params.contains_key(segs[0]) {
+        let (target, param) = key.rsplit_once('.').unwrap_or(("", key));
+        let global = raw.params.contains_key(segs[0]);
+        // A group (or a stage in one) before a global param of the same name;
+        // a global param before a mere prefix of groups.
+        if inside(target) || raw.stages.contains_key(target) || (declared(target) && !global) {
+            return Ok(Some(new(target, &[param])));
+        }
+        if !global {
             return Err(err(&format!("no stage or param named `{}` in the pipeline", segs[0])));
         }
         set_path(&mut raw.params, &segs, value).map_err(|m| err(&m))?;

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use kimcnn_stage::{Env, Progress, Registry, StageError};
+use kimcnn_stage::{Env, Progress, Registry, Resources, StageError};
 use kimcnn_store::{hash_bytes, LockEntry, Lockfile, ObjectId, RunRecord, Store};
 use serde_json::{json, Value};
 
@@ -255,7 +255,8 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                 scope.spawn(move || {
                     let t0 = Instant::now();
                     let progress = |p: Progress| on(Event::Progress { stage: &s.name, progress: &p });
-                    let (res, via) = work(s, store, executor, key, inputs, fingerprint, forced, pull, &progress);
+                    let resources = Resources { cpus: need, ..s.resources };
+                    let (res, via) = work(s, store, executor, key, inputs, fingerprint, resources, forced, pull, &progress);
                     let _ = tx.send((i, res, t0.elapsed().as_secs_f64(), via));
                 });
             }
@@ -334,7 +335,8 @@ enum Via {
 }
 
 /// One stage under its key lock: prepare (cache check, pull, input
-/// verification), execute, commit (the run record).
+/// verification), execute, commit (the run record). `resources`: the
+/// stage's, its cpus capped by the budget (`--jobs`).
 #[allow(clippy::too_many_arguments)]
 fn work(
     s: &Stage,
@@ -343,6 +345,7 @@ fn work(
     key: ObjectId,
     inputs: BTreeMap<String, ObjectId>,
     fingerprint: Option<String>,
+    resources: Resources,
     forced: bool,
     pull: Option<&dyn Fetch>,
     progress: &(dyn Fn(Progress) + Sync),
@@ -364,7 +367,7 @@ fn work(
         key: key.clone(),
         params: s.params.clone(),
         device: s.device.clone(),
-        resources: s.resources,
+        resources,
         inputs: inputs.clone(),
         outputs: s.outputs.clone(),
     };

@@ -28,7 +28,9 @@ pub struct NoParams {}
 
 impl Kind for AggregateKind {
     const NAME: &'static str = "aggregate";
-    const VERSION: u32 = 2;
+    /// 3: `fold` is null (not -1) for data sets with given splits; a
+    /// variant's own init does not split the table.
+    const VERSION: u32 = 3;
     const OUTPUTS: &'static [&'static str] = &["results", "table", "plot"];
     type Params = NoParams;
 

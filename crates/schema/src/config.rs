@@ -39,6 +39,8 @@ pub enum RandA {
     Fixed(f64),
     /// Matched to the variance of the pretrained vectors the embed stage
     /// read (a = sqrt(3 var), its unknown-word bound): `rand_a: matched`.
+    /// Model files written before this param had a default hold `null`,
+    /// which meant this.
     Matched,
 }
 
@@ -67,6 +69,9 @@ impl<'de> Deserialize<'de> for RandA {
             }
             fn visit_i64<E: serde::de::Error>(self, a: i64) -> Result<RandA, E> {
                 Ok(RandA::Fixed(a as f64))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<RandA, E> {
+                Ok(RandA::Matched)
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RandA, E> {
                 match s {

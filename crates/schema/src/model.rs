@@ -10,6 +10,7 @@ use crate::{Config, Pad, Result, TokenizerSpec, Variant};
 /// The metadata of `model.safetensors` (its header's `kimcnn` entry): all a
 /// model needs to be used elsewhere, with its vocabulary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ModelMetaFile")]
 pub struct ModelMeta {
     pub config: Config,
     /// Class names, sorted; output row i is class i.
@@ -23,10 +24,51 @@ pub struct ModelMeta {
     pub init: String,
     pub best_epoch: usize,
     pub best_dev_accuracy: f64,
-    /// Where it was trained (`cpu`, `cuda:0`), with how many CPU threads. Not
-    /// part of the stage's key: CPU and GPU runs are the same stage.
-    pub device: String,
-    pub threads: usize,
+    /// Where it was trained (`cpu`, `cuda:0`), with how many CPU threads
+    /// (None: a model written before kimcnn recorded them). Not part of the
+    /// stage's key: CPU and GPU runs are the same stage.
+    pub device: Option<String>,
+    pub threads: Option<usize>,
+}
+
+/// [`ModelMeta`] as files hold it, including those written before the typed
+/// contracts: no device or threads, and the data set's name beside the
+/// config instead of in it.
+#[derive(Deserialize)]
+struct ModelMetaFile {
+    config: Config,
+    classes: Vec<String>,
+    vocab_blake3: String,
+    tokenizer: Option<TokenizerSpec>,
+    init: String,
+    best_epoch: usize,
+    best_dev_accuracy: f64,
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    threads: Option<usize>,
+    #[serde(default)]
+    dataset: Option<String>,
+}
+
+impl From<ModelMetaFile> for ModelMeta {
+    fn from(f: ModelMetaFile) -> ModelMeta {
+        let mut config = f.config;
+        if let (true, Some(d)) = (config.dataset.is_empty(), f.dataset) {
+            config.dataset = d;
+        }
+        ModelMeta {
+            config,
+            classes: f.classes,
+            vocab_blake3: f.vocab_blake3,
+            tokenizer: f.tokenizer,
+            init: f.init,
+            best_epoch: f.best_epoch,
+            best_dev_accuracy: f.best_dev_accuracy,
+            device: f.device,
+            threads: f.threads,
+        }
+    }
 }
 
 impl ModelMeta {

@@ -11,8 +11,8 @@ fn meta() -> ModelMeta {
         init: "uniform a=0.250".into(),
         best_epoch: 4,
         best_dev_accuracy: 0.75,
-        device: "cpu".into(),
-        threads: 2,
+        device: Some("cpu".into()),
+        threads: Some(2),
     }
 }
 
@@ -85,6 +85,16 @@ fn model_metadata_from_a_safetensors_header() {
     assert_eq!(e, format!("{}: `kimcnn` metadata: missing field `classes` at line 1 column {}", p.display(), bad.to_string().len()));
     std::fs::write(&p, b"not a model").unwrap();
     assert!(ModelMeta::read(&p).unwrap_err().to_string().contains("not a safetensors file"));
+}
+
+#[test]
+fn a_model_written_before_the_typed_contracts_still_reads() {
+    // The metadata of a TREC CNN-rand model that kimcnn wrote before this schema.
+    let old = r#"{"best_dev_accuracy":0.8165137614678899,"best_epoch":25,"classes":["ABBR","DESC","ENTY","HUM","LOC","NUM"],"config":{"batch":50,"clip":0.0,"dev_fraction":0.1,"dropout":0.5,"epochs":25,"eps":1e-6,"fold":null,"lr":null,"maps":100,"max_len":null,"max_norm":3.0,"optimizer":"adadelta","pad":"kim","patience":null,"rand_a":null,"rho":0.95,"seed":3435,"variant":"rand","widths":[3,4,5]},"dataset":"trec","init":"uniform a=1.116","tokenizer":{"cleaner":"kim","kim_quirk":false,"lower":false},"vocab_blake3":"702ab4fba64dc973355deafab13803756dd6d0bc91e5467d7f508ff9d38480de"}"#;
+    let m: ModelMeta = from_json_str(old, Path::new("model.safetensors")).unwrap();
+    assert_eq!((m.config.dataset.as_str(), m.config.rand_a, m.device.clone(), m.threads), ("trec", RandA::Matched, None, None));
+    m.config.check().unwrap();
+    assert_eq!(m.tokenizer, Some(TokenizerSpec { cleaner: Cleaner::Kim, lower: false, kim_quirk: false }));
 }
 
 #[test]

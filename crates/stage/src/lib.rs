@@ -39,7 +39,9 @@ pub trait Kind: Send + Sync + 'static {
     const OUTPUTS: &'static [&'static str];
 
     /// The params as `with:` gives them: `#[serde(deny_unknown_fields)]`,
-    /// defaults from `Default`.
+    /// defaults from `Default`. Every param is in the normalised form, so a
+    /// param added to the type changes every key of the kind once (its
+    /// default joins them); a `null` in `with:` means "not given".
     type Params: Serialize + DeserializeOwned + Send + Sync;
 
     /// Checks the params and fills in defaults that depend on other params
@@ -91,7 +93,9 @@ pub trait Kind: Send + Sync + 'static {
 pub struct Resources {
     /// CPU threads (the local scheduler's budget unit).
     pub cpus: usize,
-    /// GPUs (0: none needed; `auto` uses one where there is one).
+    /// GPUs it asks for (0: none; a device of `auto` uses one where there is
+    /// one). The local executor does not schedule on them: parallel stages
+    /// on one machine share its GPU; an executor for a cluster asks for them.
     pub gpus: usize,
 }
 
@@ -136,9 +140,8 @@ pub struct RunInfo {
 pub enum Progress {
     /// Bytes read or fetched.
     Bytes { done: u64, total: Option<u64> },
-    /// Steps of a known number (`unit`: "epoch"), with a line of figures and
-    /// the step's record (a training history row, as JSON).
-    Steps { unit: &'static str, done: u64, total: u64, message: String, record: Option<Value> },
+    /// Steps of a known number (`unit`: "epoch"), with a line of figures.
+    Steps { unit: &'static str, done: u64, total: u64, message: String },
 }
 
 /// How a stage run failed. The runner reports each differently (a study
@@ -227,7 +230,11 @@ pub fn parse_params<P: DeserializeOwned>(v: &Value) -> Result<P, String> {
 }
 
 fn typed<K: Kind>(kind: &K, raw: &Value, device: Option<&str>) -> Result<(K::Params, Option<String>), String> {
-    let raw = if raw.is_null() { Value::Object(Default::default()) } else { raw.clone() };
+    let mut raw = if raw.is_null() { Value::Object(Default::default()) } else { raw.clone() };
+    // `seed: ~` is a param not given: its default.
+    if let Value::Object(m) = &mut raw {
+        m.retain(|_, v| !v.is_null());
+    }
     let mut p: K::Params = parse_params(&raw)?;
     let dev = match kind.device(&mut p) {
         Some(slot) => {
@@ -257,12 +264,16 @@ impl<K: Kind> DynKind for K {
         self.check_inputs(&p, inputs)?;
         let params = serde_json::to_value(&p).map_err(|e| format!("cannot serialise the params: {e}"))?;
         // The canonical form is a fixed point: parsing it again gives itself.
-        debug_assert_eq!(
-            typed(self, &params, None).ok().and_then(|(q, _)| serde_json::to_value(&q).ok()).as_ref(),
-            Some(&params),
-            "the canonical params of `{}` are not a fixed point",
-            K::NAME
-        );
+        #[cfg(debug_assertions)]
+        {
+            let again = typed(self, &params, None).unwrap_or_else(|e| panic!("the canonical params of `{}` are refused: {e}", K::NAME));
+            assert_eq!(
+                serde_json::to_value(&again.0).ok().as_ref(),
+                Some(&params),
+                "the canonical params of `{}` are not a fixed point",
+                K::NAME
+            );
+        }
         Ok(Planned { params, outputs, resources: self.resources(&p), device })
     }
 

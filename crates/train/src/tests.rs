@@ -123,8 +123,8 @@ fn same_seed_same_bytes_and_a_round_trip() {
         init: "test".into(),
         best_epoch: 1,
         best_dev_accuracy: 0.5,
-        device: "cpu".into(),
-        threads: 1,
+        device: Some("cpu".into()),
+        threads: Some(1),
     };
     let mut files = Vec::new();
     for (k, seed) in [(0, 1), (1, 1), (2, 2)] {

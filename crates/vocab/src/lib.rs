@@ -100,7 +100,7 @@ impl Kind for VocabKind {
     }
 
     fn run(&self, p: &Params, job: &Job) -> std::result::Result<RunInfo, StageError> {
-        let table = TokensTable::read(&job.inputs["tokens"])?;
+        let table = TokensTable::read(&job.inputs["tokens"]).map_err(|e| StageError::BadInput(format!("input `tokens`: {e}")))?;
         let (vocab, summary) = Vocab::build(&table, p).map_err(|e| StageError::BadInput(e.to_string()))?;
         vocab.write(&job.outputs["vocab"])?;
         kimcnn_schema::write_json(&job.outputs["summary"], &summary)?;

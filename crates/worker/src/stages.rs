@@ -11,46 +11,28 @@ use kimcnn_vocab::Vocab;
 use serde::de::DeserializeOwned;
 use tch::{Kind, Tensor};
 
-/// How a run failed, as its result file says.
-pub enum Failure {
-    BadInput(String),
-    Failed(String),
-    Diverged { epoch: usize, batch: usize, loss: String },
+/// How a run failed: the result file's outcome.
+type R<T> = Result<T, WorkerResult>;
+
+/// An input or param it cannot use.
+fn bad<E: std::fmt::Display>(e: E) -> WorkerResult {
+    WorkerResult::BadInput { message: e.to_string() }
 }
 
-impl Failure {
-    fn result(self) -> WorkerResult {
-        match self {
-            Failure::BadInput(message) => WorkerResult::BadInput { message },
-            Failure::Failed(message) => WorkerResult::Failed { message },
-            Failure::Diverged { epoch, batch, loss } => WorkerResult::Diverged { epoch, batch, loss },
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            Failure::BadInput(m) | Failure::Failed(m) => m.clone(),
-            Failure::Diverged { epoch, batch, loss } => format!("epoch {epoch} batch {batch}: the loss is {loss}"),
-        }
-    }
+/// Anything else: libtorch, an output that cannot be written.
+fn failed<E: std::fmt::Display>(e: E) -> WorkerResult {
+    WorkerResult::Failed { message: e.to_string() }
 }
 
-impl From<TrainError> for Failure {
-    fn from(e: TrainError) -> Failure {
-        match e {
-            TrainError::NonFinite { epoch, batch, value } => Failure::Diverged { epoch, batch, loss: value.to_string() },
-            TrainError::Torch(_) => Failure::Failed(e.to_string()),
-            TrainError::Invalid(_) | TrainError::Config(_) | TrainError::File { .. } => Failure::BadInput(e.to_string()),
-        }
+/// Training's errors: a non-finite loss diverged; a config, data or model
+/// file it cannot use is a bad input; libtorch failed.
+fn train_error(e: TrainError) -> WorkerResult {
+    match e {
+        TrainError::NonFinite { epoch, batch, value } => WorkerResult::Diverged { epoch, batch, loss: value.to_string() },
+        TrainError::Torch(_) => failed(e),
+        TrainError::Invalid(_) | TrainError::Config(_) | TrainError::File { .. } => bad(e),
     }
 }
-
-/// An input that cannot be read is a bad input.
-fn bad<E: std::fmt::Display>(e: E) -> Failure {
-    Failure::BadInput(e.to_string())
-}
-
-type R<T> = Result<T, Failure>;
 
 /// Runs one stage; the outcome goes to the job's result file. Fails only
 /// when there is no job to run or no result file to write.
@@ -58,30 +40,28 @@ pub fn run(kind: &str, job_file: Option<&str>) -> Result<(), String> {
     let job_file = Path::new(job_file.ok_or("no job file")?);
     match kind {
         "train" => run_job(job_file, train),
-        _ => run_job(job_file, evaluate),
+        "evaluate" => run_job(job_file, evaluate),
+        other => Err(format!("no stage kind `{other}` in this worker")),
     }
 }
 
 fn run_job<P: DeserializeOwned>(job_file: &Path, f: fn(&WorkerJob<P>, tch::Device) -> R<String>) -> Result<(), String> {
     let job: WorkerJob<P> = kimcnn_schema::read_json(job_file).map_err(|e| e.to_string())?;
     tch::set_num_threads(job.threads.max(1) as i32);
-    let outcome = kimcnn_train::parse_device(&job.device).map_err(Failure::from).and_then(|device| f(&job, device));
-    let (result, failed) = match outcome {
-        Ok(device) => (WorkerResult::Done { device }, None),
-        Err(e) => {
-            let m = e.message();
-            (e.result(), Some(m))
-        }
+    let result = match kimcnn_train::parse_device(&job.device).map_err(train_error).and_then(|device| f(&job, device)) {
+        Ok(device) => WorkerResult::Done { device },
+        Err(e) => e,
     };
     kimcnn_schema::write_json(&job.result, &result).map_err(|e| e.to_string())?;
-    match failed {
-        Some(m) => Err(m),
-        None => Ok(()),
+    match result {
+        WorkerResult::Done { .. } => Ok(()),
+        WorkerResult::BadInput { message } | WorkerResult::Failed { message } => Err(message),
+        WorkerResult::Diverged { epoch, batch, loss } => Err(format!("epoch {epoch} batch {batch}: the loss is {loss}")),
     }
 }
 
 fn input<'a, P>(job: &'a WorkerJob<P>, name: &str) -> R<&'a Path> {
-    job.inputs.get(name).map(|p| p.as_path()).ok_or_else(|| Failure::BadInput(format!("no input `{name}`")))
+    job.inputs.get(name).map(|p| p.as_path()).ok_or_else(|| bad(format!("no input `{name}`")))
 }
 
 fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
@@ -92,19 +72,17 @@ fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
     let vocab_hash = kimcnn_store::hash_file(vocab_path).map_err(bad)?;
     let (emb, emeta) = Embeddings::read(input(job, "embeddings")?).map_err(bad)?;
     if emb.matrix.nrows() != vocab.len() || emeta.vocab_blake3 != vocab_hash.as_str() {
-        return Err(Failure::BadInput(format!(
+        return Err(bad(format!(
             "the embeddings ({} rows) were not built from this vocabulary ({} words): wire the embed stage of the same vocab",
             emb.matrix.nrows(),
             vocab.len()
         )));
     }
     let tokenizer = match job.inputs.get("tokenizer") {
-        Some(p) => Some(
-            kimcnn_schema::read_json::<TokenizeSummary>(p).map_err(|e| Failure::BadInput(format!("input `tokenizer`: {e}")))?.tokenizer,
-        ),
+        Some(p) => Some(kimcnn_schema::read_json::<TokenizeSummary>(p).map_err(|e| bad(format!("input `tokenizer`: {e}")))?.tokenizer),
         None => None,
     };
-    let data = Dataset::new(&table, &vocab, cfg)?;
+    let data = Dataset::new(&table, &vocab, cfg).map_err(train_error)?;
     let cov = &emeta.coverage;
     let rand_a = match cfg.rand_a {
         RandA::Fixed(a) => a,
@@ -119,7 +97,8 @@ fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
     let t0 = std::time::Instant::now();
     let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, &mut |e| {
         println!("{PROGRESS}{}", serde_json::to_string(e).unwrap_or_default());
-    })?;
+    })
+    .map_err(train_error)?;
     let (device, threads) = (kimcnn_train::device_name(device), tch::get_num_threads() as usize);
     let meta = ModelMeta {
         config: cfg.clone(),
@@ -129,11 +108,11 @@ fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
         init: init.clone(),
         best_epoch: out.best_epoch,
         best_dev_accuracy: out.best_dev_accuracy,
-        device: device.clone(),
-        threads,
+        device: Some(device.clone()),
+        threads: Some(threads),
     };
-    kimcnn_train::save_model(&job.outputs["model"], &out.model, &meta)?;
-    kimcnn_schema::write_history(&job.outputs["history"], &out.history).map_err(|e| Failure::Failed(e.to_string()))?;
+    kimcnn_train::save_model(&job.outputs["model"], &out.model, &meta).map_err(failed)?;
+    kimcnn_schema::write_history(&job.outputs["history"], &out.history).map_err(failed)?;
     let mut rates: Vec<f64> = out.history.iter().map(|e| e.sentences_per_s).collect();
     rates.sort_by(f64::total_cmp);
     let summary = TrainSummary {
@@ -157,7 +136,7 @@ fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
         seconds: t0.elapsed().as_secs_f64(),
         median_train_sentences_per_s: rates[rates.len() / 2],
     };
-    kimcnn_schema::write_json(&job.outputs["summary"], &summary).map_err(|e| Failure::Failed(e.to_string()))?;
+    kimcnn_schema::write_json(&job.outputs["summary"], &summary).map_err(failed)?;
     Ok(device)
 }
 
@@ -180,20 +159,20 @@ pub fn load_checked(model: &Path, vocab_path: &Path, device: tch::Device) -> Res
 }
 
 fn evaluate(job: &WorkerJob<EvaluateParams>, device: tch::Device) -> R<String> {
-    let (saved, vocab) = load_checked(input(job, "model")?, input(job, "vocab")?, device).map_err(Failure::BadInput)?;
+    let (saved, vocab) = load_checked(input(job, "model")?, input(job, "vocab")?, device).map_err(bad)?;
     let table = TokensTable::read(input(job, "tokens")?).map_err(bad)?;
     let cfg = &saved.meta.config;
-    let data = Dataset::new(&table, &vocab, cfg)?;
+    let data = Dataset::new(&table, &vocab, cfg).map_err(train_error)?;
     if data.classes != saved.meta.classes {
-        return Err(Failure::BadInput(format!(
+        return Err(bad(format!(
             "the model's classes ({}) differ from the data's ({})",
             saved.meta.classes.join(", "),
             data.classes.join(", ")
         )));
     }
     let (preds, confusion) = kimcnn_train::evaluate(&saved.model, &data, &data.test, cfg, device);
-    kimcnn_schema::write_predictions(&job.outputs["predictions"], &preds).map_err(|e| Failure::Failed(e.to_string()))?;
+    kimcnn_schema::write_predictions(&job.outputs["predictions"], &preds).map_err(failed)?;
     let metrics = Metrics::from_confusion(&saved.meta, confusion);
-    kimcnn_schema::write_json(&job.outputs["metrics"], &metrics).map_err(|e| Failure::Failed(e.to_string()))?;
+    kimcnn_schema::write_json(&job.outputs["metrics"], &metrics).map_err(failed)?;
     Ok(kimcnn_train::device_name(device))
 }

@@ -96,9 +96,27 @@ fn overrides_reach_group_prefixes_and_expanded_stages() {
     // A global param still reaches the matrix and every reference.
     let p = parse(text, &["e=2"]).unwrap();
     assert!(epochs(&p).iter().all(|(n, e)| n == "evaluate" || *e == 2));
-    // An expanded name that does not exist.
+    // An expanded name that does not exist; a typo in one.
     let e = parse(text, &["train.mr.rand.fold7.epochs=3"]).unwrap_err().to_string();
     assert_eq!(e, "--set train.mr.rand.fold7.epochs=3: no stage `train.mr.rand.fold7` in the pipeline (see `kimcnn dag`)");
+    let e = parse(text, &["train.mr.rnd.fold0.epochs=3"]).unwrap_err().to_string();
+    assert!(e.contains("no stage `train.mr.rnd.fold0`"), "{e}");
+    // A group switched off (an empty matrix) takes an override and does nothing.
+    let off = text.replace("v: [rand, static]", "v: []");
+    let p = parse(&off, &["train.mr.epochs=3"]).unwrap();
+    assert_eq!(p.stages.len(), 2);
+}
+
+#[test]
+fn overrides_reach_keys_of_mapping_params_and_prefer_groups_to_globals() {
+    let text = "params: {train: {lr: 1}}\nstages:\n  run: {uses: any, with: {env: {A: 1, B: 2}}}\n  train.mr: {uses: any, with: {lr: '${train.lr}'}}\n";
+    let p = parse(text, &["run.env.A=7"]).unwrap();
+    assert_eq!(p.stages[p.get("run").unwrap()].params["env"], serde_json::json!({"A": 7, "B": 2}));
+    // `train` is a global param and a prefix of a group: the param wins; the group itself is the stage.
+    let p = parse(text, &["train.lr=5"]).unwrap();
+    assert_eq!(p.stages[p.get("train.mr").unwrap()].params["lr"], 5);
+    let p = parse(text, &["train.mr.lr=6"]).unwrap();
+    assert_eq!(p.stages[p.get("train.mr").unwrap()].params["lr"], 6);
 }
 
 #[test]
