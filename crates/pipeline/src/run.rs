@@ -278,7 +278,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                 Err(WorkError::Corrupt(objs)) => {
                     let names: Vec<String> = objs.iter().map(|(n, id)| format!("input `{n}` ({})", id.short())).collect();
                     summary.quarantined.extend(objs);
-                    (Outcome::Failed(StageError::BadInput(format!("corrupt object(s) quarantined: {}", names.join(", ")))), None)
+                    (Outcome::Failed(StageError::Failed(format!("corrupt object(s) quarantined: {}", names.join(", ")))), None)
                 }
             };
             if let Some(d) = &done {

@@ -51,7 +51,7 @@ pub struct RawStage {
     /// Variable -> list of values, or `range(N)` / `range(A, B)`.
     #[serde(default)]
     pub matrix: IndexMap<String, serde_yaml::Value>,
-    /// Threads the stage uses (default: the kind's).
+    /// CPU threads a run gets: its resources' cpus (default: the kind's).
     #[serde(default)]
     pub threads: Option<usize>,
 }
