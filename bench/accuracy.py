@@ -1,7 +1,8 @@
 """Accuracy side by side (`make accuracy`; long, not part of `make bench`):
 kimcnn against the reference PyTorch implementation (../shared/bench/) on the
 reference's exact splits (splits/*.json), same settings (25 epochs, kim
-padding, variance-matched unknown words, GloVe 50-d), seeds 1..N, each run
+padding, variance-matched unknown words and CNN-rand words, as the
+reference draws them: kimcnn's `rand_a: matched`; GloVe 50-d), seeds 1..N, each run
 with one thread; kimcnn's runs and the reference's run side by side (one
 core each). Plus fastText (PyPI `fasttext`, word bigrams, 25 epochs) on the
 same splits and on NSMC. Run it with a python that has fasttext (the torch
@@ -50,7 +51,7 @@ def kimcnn_pipeline(shared, datasets, variants, seeds, epochs):
               f"  train.{d}:", "    uses: train", "    threads: 1",
               f"    matrix: {{variant: {variants}, seed: {seeds}}}",
               f"    inputs: {{tokens: tokenize.{d}.tokens, vocab: vocab.{d}.vocab, embeddings: embed.{d}.embeddings, tokenizer: tokenize.{d}.summary}}",
-              f"    with: {{dataset: {d}, variant: '${{variant}}', seed: '${{seed}}', epochs: '${{epochs}}', pad: kim, device: cpu}}",
+              f"    with: {{dataset: {d}, variant: '${{variant}}', seed: '${{seed}}', epochs: '${{epochs}}', pad: kim, device: cpu, rand_a: matched}}",
               f"  evaluate.{d}:", "    uses: evaluate",
               f"    matrix: {{variant: {variants}, seed: {seeds}}}",
               f"    inputs: {{model: 'train.{d}.${{variant}}.seed${{seed}}.model', tokens: tokenize.{d}.tokens, vocab: vocab.{d}.vocab}}"]

@@ -60,7 +60,7 @@ stages:
     threads: 1
     matrix: {{variant: {variants}, fold: {folds}}}
     inputs: {{tokens: 'tokenize.fold${{fold}}.tokens', vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.fold0.summary}}
-    with: {{dataset: mr, variant: '${{variant}}', seed: 1, epochs: '${{epochs}}', pad: kim, device: cpu}}
+    with: {{dataset: mr, variant: '${{variant}}', seed: 1, epochs: '${{epochs}}', pad: kim, device: cpu, rand_a: matched}}
   evaluate:
     uses: evaluate
     matrix: {{variant: {variants}, fold: {folds}}}

@@ -47,7 +47,7 @@ stages:
     threads: {a.threads}
     matrix: {{variant: {VARIANTS}, pad: [kim, bucket]}}
     inputs: {{tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}}
-    with: {{dataset: mr, variant: '${{variant}}', pad: '${{pad}}', epochs: '${{epochs}}', seed: '${{seed}}', device: cpu}}
+    with: {{dataset: mr, variant: '${{variant}}', pad: '${{pad}}', epochs: '${{epochs}}', seed: '${{seed}}', device: cpu, rand_a: matched}}
   evaluate:
     uses: evaluate
     matrix: {{variant: {VARIANTS}, pad: [kim, bucket]}}

@@ -455,9 +455,14 @@ fn show(project: &Project, target: &str, rows: usize) -> Result<ExitCode, Failur
             let mut names: Vec<&str> = entries.iter().flat_map(|(_, e)| e.outputs.keys().map(String::as_str)).collect();
             names.sort();
             names.dedup();
-            let what = if entries.len() == 1 { format!("stage `{}`", entries[0].0) } else { format!("no stage of `{targets}`") };
-            let verb = if entries.len() == 1 { "has no" } else { "has an" };
-            return Err(Failure(format!("{what} {verb} output `{output}` (it has: {})", names.join(", ")), 2));
+            let names = names.join(", ");
+            return Err(Failure(
+                match entries.as_slice() {
+                    [(stage, _)] => format!("stage `{stage}` has no output `{output}` (it has: {names})"),
+                    _ => format!("no stage of `{targets}` has an output `{output}` (they have: {names})"),
+                },
+                2,
+            ));
         }
     }
     for (i, (stage, entry)) in entries.iter().enumerate() {
