@@ -139,10 +139,11 @@ pub fn kim_table(rows: &[RunResult]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn r(d: &str, variant: Variant, fold: i32, acc: f64) -> RunResult {
+    /// A run's result for tests (fold -1: given splits).
+    pub(crate) fn r(d: &str, variant: Variant, fold: i32, acc: f64) -> RunResult {
         RunResult {
             dataset: d.into(),
             variant,

@@ -120,22 +120,11 @@ fn draw_panel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kimcnn_schema::{Pad, Variant};
+    use kimcnn_schema::Variant;
 
     #[test]
     fn one_panel_per_dataset_with_kims_figures() {
-        let r = |d: &str, variant: Variant, acc: f64| RunResult {
-            dataset: d.into(),
-            variant,
-            fold: Some(0),
-            seed: 1,
-            accuracy: acc,
-            macro_f1: acc,
-            epochs: 25,
-            best_epoch: 3,
-            pad: Pad::Kim,
-            init: "uniform".into(),
-        };
+        let r = |d: &str, variant: Variant, acc: f64| crate::tests::r(d, variant, 0, acc);
         let rows = vec![
             r("trec", Variant::Static, 0.9),
             r("mr", Variant::Rand, 0.75),
