@@ -13,16 +13,22 @@ CARGO_TARGET_DIR ?= target
 BIN := $(CARGO_TARGET_DIR)/release/kimcnn
 JOBS ?= $(shell nproc)
 
+S3S_VERSION := 0.14.1
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
 
-.PHONY: all setup build test lint bench accuracy data status paper clean
+.PHONY: all setup build test lint bench accuracy data status paper clean check-torch check-s3s reproduce
 
 ## all: set up, build, and run the default pipeline
 all: build
 	$(BIN) run --jobs $(JOBS)
 
 ## setup: the torch venv (per-user cache, shared by every clone) and .cargo/config.toml
-setup: $(CARGO_CONFIG)
+setup: $(CARGO_CONFIG) check-torch
+
+# The cached venv must hold the pinned torch, not just exist.
+check-torch: $(TORCH_STAMP)
+	@$(VENV)/bin/python -c "import importlib.metadata as m, sys; v = m.version('torch'); \
+	  sys.exit(0 if v.split('+')[0] == '$(TORCH_VERSION)' else 'torch ' + v + ' in $(VENV), expected $(TORCH_VERSION): rm -rf $(VENV) and run make again')"
 
 # One install at a time (CI and a clone may race); the stamp marks a complete one.
 $(TORCH_STAMP):
@@ -45,21 +51,29 @@ $(CARGO_CONFIG): $(TORCH_STAMP)
 
 ## build: the kimcnn binaries (release)
 build: setup
-	cargo build --release --workspace --bins
+	cargo build --locked --release --workspace --bins
 
 # The S3-compatible server the remote tests start on loopback (s3s-fs, from crates.io; once per user).
 $(S3_SERVER):
 	@mkdir -p $(CACHE_DIR)
 	@flock $(CACHE_DIR)/.install.lock bash -c '\
 	  set -e; \
-	  if [ -x $(S3_SERVER) ]; then exit 0; fi; \
-	  echo "installing s3s-fs (an S3 server for the remote tests) into $(CACHE_DIR)/s3s-tools"; \
-	  cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root $(CACHE_DIR)/s3s-tools'
+	  if [ -x $(S3_SERVER) ] && [ "$$($(S3_SERVER) --version)" = "s3s-fs $(S3S_VERSION)" ]; then exit 0; fi; \
+	  echo "installing s3s-fs $(S3S_VERSION) (an S3 server for the remote tests) into $(CACHE_DIR)/s3s-tools"; \
+	  cargo install --quiet --locked --force s3s-fs@$(S3S_VERSION) --features binary --root $(CACHE_DIR)/s3s-tools'
+
+# The cached S3 server must be the pinned version, not just exist.
+check-s3s: $(S3_SERVER)
+	@v=$$($(S3_SERVER) --version); [ "$$v" = "s3s-fs $(S3S_VERSION)" ] || { rm -f $(S3_SERVER); $(MAKE) --no-print-directory $(S3_SERVER); }
 
 ## test: the whole suite (unit tests of every crate, end-to-end tests of the binary, remotes against a real S3 server)
-test: setup $(S3_SERVER)
-	cargo build --workspace --bins
-	KIMCNN_S3S_FS=$(S3_SERVER) cargo test --workspace
+test: setup check-s3s
+	cargo build --locked --workspace --bins
+	KIMCNN_S3S_FS=$(S3_SERVER) cargo test --locked --workspace
+
+## reproduce: recompute train.trec.static (and what it needs) in scratch; its bytes must be pipeline.lock's
+reproduce: build
+	$(BIN) verify --recompute train.trec.static
 
 ## lint: formatting and clippy, as CI checks them
 lint: setup

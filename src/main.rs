@@ -8,6 +8,7 @@ mod models;
 mod share;
 mod show;
 mod ui;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -161,11 +162,32 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
-    /// Re-hash every object in the store and report corrupt ones.
+    /// Re-hash every object in the store; or recompute stages and compare with pipeline.lock (--recompute); or check a remote (--remote).
+    #[command(long_about = "Re-hash every object in the store and report corrupt ones.\n\n\
+        With --recompute, recompute the named stages (every stage if none) in a scratch store and say, \
+        stage by stage, whether their outputs have the bytes pipeline.lock names; what they need comes from \
+        the store where it is there and is computed in scratch where it is not. Neither the store nor \
+        pipeline.lock is written. Outputs that hold wall-clock times (a train stage's `timings`) are not \
+        compared. Exit status 1 on any difference.\n\n\
+        Torch stages in `numerics: reproducible` (the default) give the same bytes on any x86-64 CPU \
+        with AVX2 for the same key, seed and thread count; in `numerics: fast`, or on a GPU, only on the same \
+        machine. See README.md, \"What is reproducible\".")]
     Verify {
+        /// With --recompute or --remote: stage names, groups or globs; none: every stage.
+        stages: Vec<String>,
         /// Move corrupt objects to quarantine/, so the next run recomputes them.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "recompute")]
         repair: bool,
+        /// Recompute the stages in scratch and compare their bytes with pipeline.lock.
+        #[arg(long)]
+        recompute: bool,
+        /// With --recompute: thread budget [default: cores].
+        #[arg(short, long, requires = "recompute")]
+        jobs: Option<usize>,
+        /// Check a remote instead: every run record published there names only objects it has
+        /// (`kimcnn push` uploads the missing ones again).
+        #[arg(long, conflicts_with_all = ["recompute", "repair"])]
+        remote: Option<String>,
     },
     /// Remove objects that neither pipeline.lock nor any run record needs.
     Gc {
@@ -235,6 +257,7 @@ pub struct Failure(pub String, pub u8);
 impl From<PipelineError> for Failure {
     fn from(e: PipelineError) -> Failure {
         let code = match e {
+            PipelineError::Store(kimcnn_store::StoreError::BadLock { .. }) => 2,
             PipelineError::StageFailed { .. } | PipelineError::ManyFailed(..) | PipelineError::Store(_) => 1,
             _ => 2,
         };
@@ -244,7 +267,9 @@ impl From<PipelineError> for Failure {
 
 impl From<kimcnn_store::StoreError> for Failure {
     fn from(e: kimcnn_store::StoreError) -> Failure {
-        Failure(e.to_string(), 1)
+        // A malformed pipeline.lock is bad input, as a malformed pipeline.yaml is.
+        let code = if matches!(e, kimcnn_store::StoreError::BadLock { .. }) { 2 } else { 1 };
+        Failure(e.to_string(), code)
     }
 }
 
@@ -311,7 +336,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 downstream,
                 force,
                 dry_run,
-                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                jobs: jobs.unwrap_or_else(cores),
                 lock_path: project.lock_path(),
                 pull: match pull {
                     true => Some(std::sync::Arc::new(share::RemoteFetch(share::open(&project, remote.as_deref())?))),
@@ -372,7 +397,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { stage, rows } => show(&project, &stage, rows),
-        Command::Verify { repair } => verify(&project, repair),
+        Command::Verify { stages, recompute: true, jobs, .. } => verify::recompute(&project, &stages, jobs),
+        Command::Verify { stages, remote: Some(r), .. } => share::verify_remote(&project, &r, &stages),
+        Command::Verify { stages, repair, .. } if stages.is_empty() => verify::store(&project, repair),
+        Command::Verify { .. } => Err(Failure("verify takes stages only with --recompute or --remote".into(), 2)),
         Command::Predict { model, json, device, sentences } => {
             let lock = Lockfile::read(&project.lock_path())?;
             models::predict(&project.env.store, &lock, &model, json, &device, &sentences)
@@ -388,6 +416,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Pull { stages, remote } => share::pull(&project, remote.as_deref(), &stages),
         Command::Hash { .. } | Command::Doctor => unreachable!("handled above"),
     }
+}
+
+/// The default thread budget: this machine's cores.
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 fn dag(plan: &Plan, format: DagFormat) -> String {
@@ -488,37 +521,6 @@ fn show(project: &Project, target: &str, rows: usize) -> Result<ExitCode, Failur
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn verify(project: &Project, repair: bool) -> Result<ExitCode, Failure> {
-    let store = &project.env.store;
-    let ids = store.objects()?.ids;
-    let total: u64 = ids.iter().map(|(_, n)| n).sum();
-    let bar = ui::bytes_bar("verify");
-    bar.set_length(total);
-    let rep = store.verify(|n| bar.inc(n))?;
-    bar.finish_and_clear();
-    let lock = Lockfile::read(&project.lock_path())?;
-    for id in &rep.corrupt {
-        let users: Vec<String> = lock
-            .stages
-            .iter()
-            .flat_map(|(st, e)| e.outputs.iter().filter(|(_, o)| *o == id).map(move |(n, _)| format!("{st}.{n}")))
-            .collect();
-        let what = if users.is_empty() { String::new() } else { format!(" (output {})", users.join(", ")) };
-        let fate = if repair {
-            store.quarantine(id)?;
-            "; quarantined, the next run recomputes it"
-        } else {
-            "; `kimcnn verify --repair` quarantines it"
-        };
-        println!("corrupt: object {id}{what}{fate}");
-    }
-    for p in &rep.strays {
-        println!("stray file in objects/: {}", p.display());
-    }
-    println!("{} objects ({:.1} MB) checked: {} corrupt", rep.checked, rep.bytes as f64 / 1e6, rep.corrupt.len());
-    Ok(if rep.corrupt.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn gc(project: &Project, dry_run: bool, workspace: bool) -> Result<ExitCode, Failure> {

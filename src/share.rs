@@ -29,10 +29,11 @@ fn configs(project: &Project) -> Result<RemoteConfigs, Failure> {
     let user = project.env.project_dir.join(".kimcnn/config");
     if user.is_file() {
         let v = read(&user)?;
-        if let Some(m) = v.as_mapping() {
-            if let Some(k) = m.keys().filter_map(|k| k.as_str()).find(|k| !matches!(*k, "remotes" | "default_remote")) {
-                return Err(Failure(format!("{}: unknown key `{k}` (expected `remotes`, `default_remote`)", user.display()), 2));
-            }
+        let Some(m) = v.as_mapping() else {
+            return Err(Failure(format!("{}: expected a mapping with `remotes` (and `default_remote`)", user.display()), 2));
+        };
+        if let Some(k) = m.keys().filter_map(|k| k.as_str()).find(|k| !matches!(*k, "remotes" | "default_remote")) {
+            return Err(Failure(format!("{}: unknown key `{k}` (expected `remotes`, `default_remote`)", user.display()), 2));
         }
         c.merge_yaml(&user.display().to_string(), v.get("remotes"), v.get("default_remote"))?;
     }
@@ -76,6 +77,15 @@ pub fn push(project: &Project, remote: Option<&str>, targets: &[String]) -> Resu
     }
     let remote = open(project, remote)?;
     let r = remote.push(store, &records, &ui::TransferBar::new())?;
+    let stage_of = |key: &ObjectId| lock.stages.iter().find(|(_, e)| &e.key == key).map(|(n, _)| n.as_str()).unwrap_or("?");
+    for key in &r.conflicts {
+        ui::line(&format!(
+            "conflict: stage `{}` (key {}): `{}` has a run record naming other output bytes (computed elsewhere, in fast numerics or on another CPU?); left as it is",
+            stage_of(key),
+            key.short(),
+            remote.name()
+        ));
+    }
     ui::line(&format!(
         "pushed {} objects ({}) and {} run records to `{}`; {} objects and {} records were there already",
         r.objects_sent,
@@ -85,7 +95,43 @@ pub fn push(project: &Project, remote: Option<&str>, targets: &[String]) -> Resu
         r.objects - r.objects_sent,
         r.records - r.records_sent
     ));
+    if !r.conflicts.is_empty() {
+        return Err(Failure(
+            format!(
+                "{} stages conflict with `{}`: see above; `kimcnn verify --recompute STAGE` says which bytes this machine computes",
+                r.conflicts.len(),
+                remote.name()
+            ),
+            1,
+        ));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `verify --remote`: every published record of the lock's stages names
+/// only objects the remote has.
+pub fn verify_remote(project: &Project, remote: &str, targets: &[String]) -> Result<ExitCode, Failure> {
+    let lock = Lockfile::read(&project.lock_path())?;
+    let entries = select(&lock, targets)?;
+    let keys: Vec<ObjectId> = entries.iter().map(|(_, e)| e.key.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let remote = open(project, Some(remote))?;
+    let kimcnn_remote::Published { keys: published, missing } = remote.check_published(&keys)?;
+    for (name, e) in &entries {
+        for (key, id) in missing.iter().filter(|(k, _)| k == &e.key) {
+            let out = e.outputs.iter().find(|(_, o)| *o == id).map(|(n, _)| n.as_str()).unwrap_or("?");
+            println!("missing: stage `{name}` output `{out}`: object {} is not on `{}`, though its run record ({}) is; `kimcnn push {name}` uploads it again", id.short(), remote.name(), key.short());
+        }
+    }
+    let unpublished = entries.iter().filter(|(_, e)| !published.contains(&e.key)).count();
+    println!(
+        "`{}`: {} of {} stages published, {} objects missing{}",
+        remote.name(),
+        entries.len() - unpublished,
+        entries.len(),
+        missing.len(),
+        if unpublished > 0 { format!("; {unpublished} stages not pushed yet") } else { String::new() }
+    );
+    Ok(if missing.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 pub fn pull(project: &Project, remote: Option<&str>, targets: &[String]) -> Result<ExitCode, Failure> {

@@ -94,11 +94,19 @@ pub struct RunDisplay {
     running: Mutex<Vec<String>>,
     stage_bars: Mutex<HashMap<String, ProgressBar>>,
     pub verbose: bool,
+    /// How a stage restored through the runner's fetch is labelled.
+    pub pulled: &'static str,
 }
 
 impl RunDisplay {
     pub fn new(verbose: bool) -> RunDisplay {
-        RunDisplay { bar: Mutex::new(None), running: Mutex::new(Vec::new()), stage_bars: Mutex::new(HashMap::new()), verbose }
+        RunDisplay {
+            bar: Mutex::new(None),
+            running: Mutex::new(Vec::new()),
+            stage_bars: Mutex::new(HashMap::new()),
+            verbose,
+            pulled: "pulled",
+        }
     }
 
     fn progress(&self, stage: &str, p: &Progress) {
@@ -159,7 +167,7 @@ impl RunDisplay {
                 let text = match outcome {
                     Outcome::Ran { seconds } => Some(format!("ran        {stage}  ({seconds:.2} s)")),
                     Outcome::CachedByOther => Some(format!("cached     {stage}  (computed by another kimcnn meanwhile)")),
-                    Outcome::Pulled => Some(format!("pulled     {stage}")),
+                    Outcome::Pulled => Some(format!("{:<10} {stage}", self.pulled)),
                     Outcome::WouldRun => Some(format!("would run  {stage}")),
                     Outcome::Failed(e) => Some(format!("{:<10} {stage}: {e}", e.label())),
                     Outcome::Cached if self.verbose => Some(format!("cached     {stage}")),

@@ -234,7 +234,7 @@ fn a_killed_run_leaves_no_training_behind() {
     let p = project();
     // Epochs of several seconds: without the death signal the worker would
     // only die at its next progress line, after the end of an epoch.
-    p.write("train.tsv", &tsv(40_000, 0));
+    p.write("train.tsv", &tsv(200_000, 0));
     p.write("pipeline.yaml", &PIPE.replace("epochs: 6", "epochs: 1000"));
     let mut c = p.cmd(&["run", "train.static"]);
     let mut runner = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
@@ -250,11 +250,57 @@ fn a_killed_run_leaves_no_training_behind() {
     runner.wait().unwrap();
     let t1 = std::time::Instant::now();
     while proc_state(worker).is_some_and(|s| s != 'Z') {
-        assert!(t1.elapsed().as_millis() < 1500, "the worker {worker} of a killed run is still training");
+        // Well under an epoch (tens of seconds here): it died with its runner, not at an epoch's end.
+        assert!(t1.elapsed().as_secs() < 10, "the worker {worker} of a killed run is still training");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The next run starts over cleanly (a few epochs).
     p.write("train.tsv", &tsv(400, 0));
     p.write("pipeline.yaml", PIPE);
     assert_eq!(p.run(&["run", "train.static"]).ok().ran().last().map(String::as_str), Some("train.static"));
+}
+
+/// The tiny model of `train.static` in reproducible numerics: its BLAKE3
+/// (weights and metadata, which names torch 2.11.0+cu130 and its MKL).
+/// The same on x86-64 CPUs with AVX2 (CI checks it on its machine; the
+/// AVX-512 development machine wrote it; emulated AVX2-only Haswell and AMD
+/// EPYC-Rome CPUs gave the same weights: bench/numerics.py); another torch
+/// version changes it.
+const REPRODUCIBLE_TOY_STATIC: &str = "bc30e5a8d9e31db9f99d0e3cd4f2bb070e1101c56e465eb655dcfca4de730454";
+
+#[test]
+fn reproducible_numerics_give_the_committed_bytes_whatever_the_environment_pins() {
+    let p = project();
+    p.run(&["run", "train.static"]).ok();
+    let hash = model_hash(&p, "train.static");
+    assert_eq!(hash, REPRODUCIBLE_TOY_STATIC, "the reproducible toy model changed (another torch, or a change to training?)");
+    let r = p.run(&["show", "train.static/model"]).ok();
+    assert!(
+        r.stdout.contains("\"mode\": \"reproducible\"")
+            && r.stdout.contains("\"isa\": \"avx2\"")
+            && r.stdout.contains("\"torch\": \"2.11.0"),
+        "{}",
+        r.stdout
+    );
+    let records: Vec<String> =
+        std::fs::read_dir(p.path().join("artifacts/runs")).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    assert!(records.iter().any(|r| r.contains("\"numerics\": \"reproducible\"") && r.contains("\"isa\": \"avx2\"")), "{records:?}");
+
+    // Kernel pins in the caller's environment do not leak into a reproducible run: the worker sets its own.
+    let mut c = p.cmd(&["run", "train.static", "--force"]);
+    c.env("ATEN_CPU_CAPABILITY", "default").env("ONEDNN_MAX_CPU_ISA", "SSE41").env("MKL_CBWR", "COMPATIBLE");
+    assert_eq!(p.run_cmd(c).ok().ran(), ["train.static"]);
+    assert_eq!(model_hash(&p, "train.static"), hash);
+
+    // The mode is part of the key; a GPU device makes a run fast, so it is another stage (no GPU needed to plan it).
+    let r = p.run(&["run", "train.static", "--dry-run", "--device", "cpu"]).ok();
+    assert!(r.stdout.contains("0 would run, 7 cached"), "{}", r.stdout);
+    let r = p.run(&["run", "train.static", "--dry-run", "--device", "cuda"]).ok();
+    assert!(r.stdout.contains("1 would run, 6 cached"), "{}", r.stdout);
+    p.run(&["run", "train.static", "--set", "train.static.numerics=fast"]).ok();
+    let r = p.run(&["show", "train.static/model"]).ok();
+    assert!(r.stdout.contains("\"mode\": \"fast\""), "{}", r.stdout);
+    let r = p.run(&["run", "train.static", "--set", "train.static.numerics=exact"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("param `numerics` must be one of reproducible, fast, found `exact`"), "{}", r.stderr);
 }

@@ -148,9 +148,16 @@ fn max_overlap(iv: &[(String, f64, f64)]) -> usize {
 #[test]
 fn independent_stages_run_in_parallel_within_the_thread_budget() {
     // Each command differs (`: name`), or they would share one cache key.
+    // With KIMCNN_TEST_BARRIER set, a one-thread stage waits (up to 30 s) until a
+    // second one has started: two run at once by construction, not by timing.
     let stage = |name: &str, threads: usize| {
+        let barrier = if threads == 1 {
+            "if [ -n \"$KIMCNN_TEST_BARRIER\" ]; then touch started.$KIMCNN_STAGE; i=0; while [ $(ls started.* | wc -l) -lt 2 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; fi; "
+        } else {
+            ""
+        };
         format!(
-            "  {name}:\n    uses: exec\n    threads: {threads}\n    outputs: [out]\n    with: {{ cmd: ': {name}; s=$(date +%s.%N); sleep 0.4; echo \"$KIMCNN_STAGE $s $(date +%s.%N)\" >> times.log; echo \"$KIMCNN_THREADS\" > \"$OUT_out\"' }}\n"
+            "  {name}:\n    uses: exec\n    threads: {threads}\n    outputs: [out]\n    with: {{ cmd: ': {name}; s=$(date +%s.%N); {barrier}sleep 0.2; echo \"$KIMCNN_STAGE $s $(date +%s.%N)\" >> times.log; echo \"$KIMCNN_THREADS\" > \"$OUT_out\"' }}\n"
         )
     };
     let mut y = String::from("stages:\n");
@@ -159,7 +166,9 @@ fn independent_stages_run_in_parallel_within_the_thread_budget() {
     }
     y.push_str(&stage("wide", 2));
     let p = Project::new(&y);
-    p.run(&["run", "--jobs", "2"]).ok();
+    let mut c = p.cmd(&["run", "--jobs", "2"]);
+    c.env("KIMCNN_TEST_BARRIER", "1");
+    p.run_cmd(c).ok();
     let iv = intervals(&p);
     assert_eq!(iv.len(), 5);
     assert_eq!(max_overlap(&iv), 2, "two one-thread stages at a time: {iv:?}");

@@ -243,8 +243,51 @@ fn bad_remotes_fail_with_one_clear_line_and_leave_the_store_alone() {
     assert_eq!(b.read("artifacts/out/three/out"), "HELLO");
 }
 
+/// A TCP proxy to `upstream` that passes `budget` bytes from its clients
+/// and then stops reading: a push through it hangs mid-upload, whatever the
+/// machine's speed. Returns its port and the bytes of budget left.
+fn stalling_proxy(upstream: &str, budget: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(budget));
+    let l2 = left.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let (left, upstream) = (l2.clone(), upstream.clone());
+            std::thread::spawn(move || {
+                let Ok(mut up) = std::net::TcpStream::connect(&upstream) else { return };
+                let (mut c_out, mut up_in) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut up_in, &mut c_out));
+                let mut client = client;
+                let mut buf = [0u8; 16 << 10];
+                loop {
+                    if left.load(Ordering::SeqCst) == 0 {
+                        std::thread::park(); // stall: read nothing more, forever
+                        continue;
+                    }
+                    let n = match client.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    // Take at most what is left, atomically across connections.
+                    let before = left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some(l.saturating_sub(n))).unwrap();
+                    let pass = n.min(before);
+                    if up.write_all(&buf[..pass]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, left)
+}
+
 #[test]
 fn a_push_killed_midway_publishes_no_half_result_and_the_next_push_finishes_it() {
+    use std::os::unix::process::ExitStatusExt;
     let server = S3Server::start(&["team"]);
     let pipe = r#"
 stages:
@@ -256,26 +299,116 @@ stages:
 "#;
     let a = clone_of(pipe, &s3_config(&server, "team"));
     a.run(&["run"]).ok();
+    // Through a proxy that stalls after 40 MB of the 90 MB: the push is still running when it is killed.
+    let (port, left) = stalling_proxy(&server.endpoint, 40_000_000);
+    a.write(
+        ".kimcnn/config",
+        &format!("remotes:\n  team: {{url: 's3://team/kimcnn', endpoint: 'http://127.0.0.1:{port}', region: us-east-1}}\n"),
+    );
     let mut c = a.cmd(&["push"]);
     c.env("AWS_ACCESS_KEY_ID", S3_KEY).env("AWS_SECRET_ACCESS_KEY", S3_SECRET);
     let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let _ = child.kill();
-    let _ = child.wait();
-    // Whatever was published names only objects that are complete on the remote.
-    let runs = server.root.path().join("team/kimcnn/runs");
-    for rec in std::fs::read_dir(&runs).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default() {
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(rec.path()).unwrap()).unwrap();
-        for id in v["outputs"].as_object().unwrap().values() {
-            let id = id.as_str().unwrap();
-            let bytes = std::fs::read(remote_object(server.root.path(), id)).expect("a published record's object is there");
-            assert_eq!(blake3::hash(&bytes).to_hex().as_str(), id, "and complete");
-        }
+    let t0 = std::time::Instant::now();
+    while left.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the push ended before it sent 40 MB");
+        assert!(t0.elapsed().as_secs() < 60, "the push sent under 40 MB in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(child.try_wait().unwrap().is_none(), "the push is stalled mid-upload, not finished");
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(9), "killed");
+    // Interrupted: no run record published, and not every object there.
+    let runs = server.root.path().join("team/kimcnn/runs");
+    let published = std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(published, 0, "no record before all of its objects are up");
+    let lock = a.read("pipeline.lock");
+    let ids: Vec<String> = lock.lines().filter_map(|l| l.trim().strip_prefix("data: ")).map(String::from).collect();
+    assert_eq!(ids.len(), 3, "{lock}");
+    let complete = |id: &str| std::fs::read(remote_object(server.root.path(), id)).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == id);
+    assert!(ids.iter().any(|id| !complete(id)), "some 30 MB object never made it");
+    // The next push (straight to the server) finishes it; a fresh clone pulls everything.
+    a.write(".kimcnn/config", &s3_config(&server, "team"));
     let r = s3(&a, &["push"]).ok();
-    assert!(r.stdout.contains("run records to `team`"), "{}", r.stdout);
+    assert!(r.stdout.contains("and 3 run records to `team`") && !r.stdout.starts_with("pushed 0 objects"), "{}", r.stdout);
+    assert!(ids.iter().all(|id| complete(id)));
     let b = clone_of(pipe, &s3_config(&server, "team"));
     b.write("pipeline.lock", &a.read("pipeline.lock"));
     s3(&b, &["pull"]).ok();
+    assert_eq!(outputs(&a), outputs(&b));
+}
+
+#[test]
+fn push_refuses_a_corrupt_local_object_and_verify_remote_finds_a_missing_one() {
+    let server = S3Server::start(&["team"]);
+    let a = clone_of(common::CHAIN, &s3_config(&server, "team"));
+    a.run(&["run"]).ok();
+    // A flipped byte in a local object (two's output, also three's): not uploaded under its name, its stages not published, the rest pushed.
+    let obj = std::fs::canonicalize(a.path().join("artifacts/out/two/out")).unwrap();
+    let id = format!("{}{}", obj.parent().unwrap().file_name().unwrap().to_string_lossy(), obj.file_name().unwrap().to_string_lossy());
+    std::fs::set_permissions(&obj, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&obj, "hELLO").unwrap();
+    let r = s3(&a, &["push"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!("local object {id} hashes to ")) && r.stderr.contains("not uploaded (`kimcnn verify --repair`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!remote_object(server.root.path(), &id).exists(), "nothing published under its name");
+    let r = s3(&a, &["verify", "--remote", "team"]).ok();
+    assert!(r.stdout.contains("`team`: 2 of 4 stages published, 0 objects missing; 2 stages not pushed yet"), "{}", r.stdout);
+    // Repaired locally (quarantine, recompute), then pushed.
+    a.run(&["verify", "--repair"]);
+    a.run(&["run"]).ok();
+    s3(&a, &["push"]).ok();
+
+    // An object of a published record lost on the remote: verify --remote names it (exit 1), push puts it back.
+    let three = std::fs::canonicalize(a.path().join("artifacts/out/three/len")).unwrap();
+    let lost =
+        format!("{}{}", three.parent().unwrap().file_name().unwrap().to_string_lossy(), three.file_name().unwrap().to_string_lossy());
+    std::fs::remove_file(remote_object(server.root.path(), &lost)).unwrap();
+    let r = s3(&a, &["verify", "--remote", "team"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("missing: stage `three` output `len`: object {} is not on `team`", &lost[..12])), "{}", r.stdout);
+    let r = s3(&a, &["push"]).ok();
+    assert!(r.stdout.starts_with("pushed 1 objects"), "{}", r.stdout);
+    let r = s3(&a, &["verify", "--remote", "team"]).ok();
+    assert!(r.stdout.contains("4 of 4 stages published, 0 objects missing"), "{}", r.stdout);
+
+    // A record on the remote that names other bytes than the lock: pull refuses it, push says so (exit 1).
+    let lock = a.read("pipeline.lock");
+    let key = lock[lock.find("\n  one:\n").unwrap()..].lines().find_map(|l| l.trim().strip_prefix("key: ")).unwrap().to_string();
+    let rec_path = server.root.path().join(format!("team/kimcnn/runs/{key}.json"));
+    let rec = std::fs::read_to_string(&rec_path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&rec).unwrap();
+    v["outputs"]["out"] = serde_json::Value::String(lost.clone());
+    std::fs::write(&rec_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let b = clone_of(common::CHAIN, &s3_config(&server, "team"));
+    b.write("pipeline.lock", &lock);
+    let r = s3(&b, &["pull", "one"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("stage `one`: the run record on `team` names other outputs than pipeline.lock; refused"), "{}", r.stderr);
+    let r = s3(&a, &["push"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("conflict: stage `one`") && r.stderr.contains("1 stages conflict with `team`"), "{} {}", r.stdout, r.stderr);
+}
+
+#[test]
+fn a_pull_killed_mid_object_leaves_a_sound_store_and_the_next_pull_finishes() {
+    let server = S3Server::start(&["team"]);
+    let a = clone_of(common::CHAIN, &s3_config(&server, "team"));
+    a.run(&["run"]).ok();
+    s3(&a, &["push"]).ok();
+    let b = clone_of(common::CHAIN, &s3_config(&server, "team"));
+    b.write("pipeline.lock", &a.read("pipeline.lock"));
+    let mut c = b.cmd(&["pull"]);
+    c.env("AWS_ACCESS_KEY_ID", S3_KEY).env("AWS_SECRET_ACCESS_KEY", S3_SECRET).env("KIMCNN_KILL_AT", "pull:downloaded");
+    let out = c.output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "killed after downloading an object: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(b.run(&["verify"]).ok().stdout.contains(" checked: 0 corrupt"));
+    let r = s3(&b, &["pull"]).ok();
+    assert!(r.stdout.contains("4 of 4 stages are here"), "{}", r.stdout);
     assert_eq!(outputs(&a), outputs(&b));
 }

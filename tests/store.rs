@@ -56,7 +56,8 @@ stages:
     assert_eq!(std::fs::read_to_string(&objects[0]).unwrap(), "first\n");
     assert!(!p.path().join("artifacts/out/slow").exists());
     assert_eq!(std::fs::read_to_string(p.path().join("artifacts/out/first/out")).unwrap(), "first\n", "finished stages are linked at once");
-    assert!(!p.read("pipeline.lock").contains("slow"));
+    let lock = std::fs::read_to_string(p.path().join("pipeline.lock")).expect("the lock of the finished stage is written");
+    assert!(lock.contains("  first:") && !lock.contains("slow"), "{lock}");
     p.run(&["verify"]).ok();
 
     let r = p.run(&["run"]).ok();
@@ -68,17 +69,20 @@ stages:
 
 #[test]
 fn two_concurrent_runs_on_one_store_both_finish_and_compute_each_key_once() {
+    // Each stage logs which kimcnn process ran it ($PPID of its shell).
     let mut y = String::from("stages:\n");
-    for i in 0..6 {
+    for i in 0..10 {
         y.push_str(&format!(
-            "  s{i}:\n    uses: exec\n    outputs: [out]\n    with: {{ cmd: 'sleep 0.3; echo {i} >> computed.log; echo {i} > \"$OUT_out\"' }}\n"
+            "  s{i}:\n    uses: exec\n    outputs: [out]\n    with: {{ cmd: 'sleep 0.5; echo {i} $PPID >> computed.log; echo {i} > \"$OUT_out\"' }}\n"
         ));
     }
     // Two stages with identical work share one key: computed once between both processes.
     for name in ["twin_a", "twin_b"] {
-        y.push_str(&format!("  {name}:\n    uses: exec\n    outputs: [out]\n    with: {{ cmd: 'sleep 0.3; echo twin >> computed.log; echo twin > \"$OUT_out\"' }}\n"));
+        y.push_str(&format!(
+            "  {name}:\n    uses: exec\n    outputs: [out]\n    with: {{ cmd: 'sleep 0.5; echo twin $PPID >> computed.log; echo twin > \"$OUT_out\"' }}\n"
+        ));
     }
-    y.push_str("  join:\n    uses: exec\n    inputs: { a: s0.out, b: twin_b.out }\n    outputs: [out]\n    with: { cmd: 'echo join >> computed.log; cat \"$IN_a\" \"$IN_b\" > \"$OUT_out\"' }\n");
+    y.push_str("  join:\n    uses: exec\n    inputs: { a: s0.out, b: twin_b.out }\n    outputs: [out]\n    with: { cmd: 'echo join $PPID >> computed.log; cat \"$IN_a\" \"$IN_b\" > \"$OUT_out\"' }\n");
     let p = Project::new(&y);
     let spawn = || {
         let mut c = p.cmd(&["run", "--jobs", "2"]);
@@ -86,19 +90,59 @@ fn two_concurrent_runs_on_one_store_both_finish_and_compute_each_key_once() {
         c.spawn().unwrap()
     };
     let (a, b) = (spawn(), spawn());
+    let pids = [a.id().to_string(), b.id().to_string()];
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-    let mut computed: Vec<String> = p.read("computed.log").lines().map(String::from).collect();
+    let log = p.read("computed.log");
+    let mut computed: Vec<&str> = log.lines().map(|l| l.split(' ').next().unwrap()).collect();
     computed.sort();
-    assert_eq!(computed, ["0", "1", "2", "3", "4", "5", "join", "twin"], "each key computed exactly once");
+    assert_eq!(computed, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "join", "twin"], "each key computed exactly once");
+    // Both processes computed stages, so the second started before the first had finished: the runs overlapped.
+    for pid in &pids {
+        assert!(log.lines().any(|l| l.ends_with(&format!(" {pid}"))), "process {pid} computed nothing: {log}");
+    }
     p.run(&["verify"]).ok();
-    let lock = p.read("pipeline.lock");
-    for s in ["s0:", "s5:", "twin_a:", "twin_b:", "join:"] {
-        assert!(lock.contains(s), "{lock}");
+    let lock = std::fs::read_to_string(p.path().join("pipeline.lock")).expect("pipeline.lock");
+    let names: Vec<String> = (0..10).map(|i| format!("s{i}")).chain(["twin_a", "twin_b", "join"].map(String::from)).collect();
+    for s in &names {
+        assert!(lock.contains(&format!("\n  {s}:\n")), "{s} missing from the lock: {lock}");
+        assert!(p.path().join("artifacts/out").join(s).join("out").is_file(), "{s} is linked");
     }
     assert_eq!(std::fs::read_to_string(p.path().join("artifacts/out/join/out")).unwrap(), "0\ntwin\n");
     assert!(p.run(&["run"]).ok().ran().is_empty());
+}
+
+/// Runs `args` with the debug binary killed by SIGKILL at `point`; it must have died there.
+fn killed_at(p: &Project, point: &str, args: &[&str]) {
+    let mut c = p.cmd(args);
+    c.env("KIMCNN_KILL_AT", point);
+    let out = c.output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{point}: not killed there: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn kill_9_in_a_commit_a_run_record_or_the_lock_write_loses_nothing() {
+    for point in ["commit:before-rename", "commit:after-rename", "run-record:before-rename", "lock:before-rename"] {
+        let p = Project::new(CHAIN);
+        p.run(&["run", "side"]).ok();
+        let side = std::fs::read(p.path().join("artifacts/out/side/out")).unwrap();
+        let lock = std::fs::read_to_string(p.path().join("pipeline.lock")).expect("pipeline.lock");
+        killed_at(&p, point, &["run", "--jobs", "1"]);
+        // Nothing corrupt, the lock still parses and still names what it named, the finished stage is intact.
+        let r = p.run(&["verify"]).ok();
+        assert!(r.stdout.contains(" checked: 0 corrupt"), "{point}: {}", r.stdout);
+        let now = std::fs::read_to_string(p.path().join("pipeline.lock")).expect("pipeline.lock survives");
+        assert!(now.contains("\n  side:\n") && lock.contains("\n  side:\n"), "{point}: {now}");
+        p.run(&["status"]).ok();
+        assert_eq!(std::fs::read(p.path().join("artifacts/out/side/out")).unwrap(), side, "{point}");
+        // The next run finishes the work.
+        p.run(&["run"]).ok();
+        assert_eq!(std::fs::read_to_string(p.path().join("artifacts/out/three/out")).unwrap(), "HELLO", "{point}");
+        assert!(p.run(&["run"]).ok().ran().is_empty(), "{point}");
+        p.run(&["verify"]).ok();
+    }
 }
 
 fn flip_a_byte(path: &std::path::Path) {

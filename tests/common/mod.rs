@@ -184,20 +184,30 @@ impl S3Server {
         for b in buckets {
             std::fs::create_dir(root.path().join(b)).expect("bucket dir");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().unwrap().port();
-        let child = Command::new(&exe)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", S3_KEY, "--secret-key", S3_SECRET])
-            .arg(root.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
-        let t0 = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t0.elapsed().as_secs() < 20, "s3s-fs did not listen on {port}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        // A free port can be taken by another process between our probe and the
+        // server's bind: a server that exits at once is retried on another port.
+        for _attempt in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().unwrap().port();
+            let mut child = Command::new(&exe)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", S3_KEY, "--secret-key", S3_SECRET])
+                .arg(root.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("s3s-fs starts");
+            let t0 = std::time::Instant::now();
+            loop {
+                if child.try_wait().expect("s3s-fs status").is_some() {
+                    break; // could not bind: try another port
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return S3Server { root, endpoint: format!("http://127.0.0.1:{port}"), child };
+                }
+                assert!(t0.elapsed().as_secs() < 60, "s3s-fs did not listen on {port}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
-        S3Server { root, endpoint: format!("http://127.0.0.1:{port}"), child }
+        panic!("s3s-fs exited at start on 5 free ports")
     }
 }
 

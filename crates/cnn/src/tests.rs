@@ -40,12 +40,16 @@ fn with_worker(script: &str) -> (Result<RunInfo, StageError>, Vec<Progress>) {
 
 #[test]
 fn results_progress_and_crashes() {
-    let row =
-        r#"{"epoch":1,"train_loss":0.5,"train_accuracy":0.7,"dev_loss":0.4,"dev_accuracy":0.75,"seconds":1.0,"sentences_per_s":200.0}"#;
+    let row = r#"{"row":{"epoch":1,"train_loss":0.5,"train_accuracy":0.7,"dev_loss":0.4,"dev_accuracy":0.75},"timing":{"epoch":1,"seconds":1.0,"sentences_per_s":200.0}}"#;
     let (out, seen) = with_worker(&format!(
         "echo 'kimcnn-progress {row}'\necho noise\necho '{{\"outcome\": \"done\", \"device\": \"cpu\"}}' > \"$RESULT\""
     ));
-    assert_eq!(out.unwrap(), RunInfo { device: Some("cpu".into()) });
+    assert_eq!(out.unwrap(), RunInfo { device: Some("cpu".into()), ran_with: Default::default() });
+    let (out, _) = with_worker(
+        "echo '{\"outcome\": \"done\", \"device\": \"cpu\", \"numerics\": {\"mode\": \"reproducible\", \"isa\": \"avx2\", \"torch\": \"2.11.0\", \"mkl\": \"MKL 2024\"}}' > \"$RESULT\"",
+    );
+    let facts = out.unwrap().ran_with;
+    assert_eq!((facts["numerics"].as_str(), facts["isa"].as_str(), facts["torch"].as_str()), ("reproducible", "avx2", "2.11.0"));
     assert_eq!(seen.len(), 1);
     let Progress::Steps { unit, done, total, message } = &seen[0] else { panic!("{seen:?}") };
     assert_eq!((*unit, *done, *total, message.as_str()), ("epoch", 1, 2, "loss 0.5000  dev 75.0%  200 sent/s"));
@@ -76,10 +80,16 @@ fn results_progress_and_crashes() {
 
 #[test]
 fn the_device_is_a_param_outside_the_key_and_asks_for_a_gpu() {
+    // Which device is not in the params (nor the key); that a GPU computes in fast numerics is.
     let raw = serde_json::json!({"dataset": "mr", "device": "cuda:1"});
-    let a = DynKind::plan(&TrainKind, &raw, &[], &["tokens", "vocab", "embeddings"], None).unwrap();
-    let b = DynKind::plan(&TrainKind, &serde_json::json!({"dataset": "mr"}), &[], &["tokens", "vocab", "embeddings"], Some("cpu")).unwrap();
+    let ins = ["tokens", "vocab", "embeddings"];
+    let a = DynKind::plan(&TrainKind, &raw, &[], &ins, None).unwrap();
+    let b = DynKind::plan(&TrainKind, &serde_json::json!({"dataset": "mr", "numerics": "fast"}), &[], &ins, Some("cpu")).unwrap();
+    let c = DynKind::plan(&TrainKind, &serde_json::json!({"dataset": "mr"}), &[], &ins, Some("cuda")).unwrap();
+    let d = DynKind::plan(&TrainKind, &serde_json::json!({"dataset": "mr"}), &[], &ins, Some("cpu")).unwrap();
     assert_eq!(a.params, b.params);
+    assert_eq!(a.params, c.params);
+    assert_eq!((a.params["numerics"].as_str(), d.params["numerics"].as_str()), (Some("fast"), Some("reproducible")));
     assert_eq!((a.device.as_deref(), a.resources.gpus, b.device.as_deref(), b.resources.gpus), (Some("cuda:1"), 1, Some("cpu"), 0));
     assert_eq!(a.params["rand_a"], 0.25, "Kim's CNN-rand init by default");
     let e = DynKind::plan(&TrainKind, &raw, &[], &["tokens", "vocab"], None).unwrap_err();

@@ -14,6 +14,8 @@
 //!   record, links, `pipeline.lock`); parallel within a CPU budget, with
 //!   early cutoff.
 //! - [`status`]: what is stale and why.
+//! - [`recompute`]: stages recomputed in scratch and compared with
+//!   `pipeline.lock`, byte for byte (`kimcnn verify --recompute`).
 //!
 //! The runner knows nothing of CNNs: a stage kind is any
 //! [`kimcnn_stage::Kind`], registered by name in a [`Registry`].
@@ -24,6 +26,7 @@ mod plan;
 mod run;
 pub mod spec;
 mod status;
+mod verify;
 
 pub use error::PipelineError;
 pub use exec::{Executed, Executor, JobSpec, LocalExecutor};
@@ -31,5 +34,6 @@ pub use kimcnn_stage::{Env, Registry, StageError};
 pub use plan::{select_names, selects, Plan, Stage};
 pub use run::{cache_key, run, Event, Fetch, Outcome, RunOptions, RunSummary};
 pub use status::{status, Reason, StageState, StageStatus};
+pub use verify::{recompute, Check, StageCheck};
 
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;

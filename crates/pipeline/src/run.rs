@@ -135,12 +135,7 @@ enum WorkError {
 /// stage that finished. A corrupt input object is quarantined and the run
 /// retried once, so its producer is recomputed.
 pub fn run(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: &(dyn Fn(Event) + Sync)) -> Result<RunSummary> {
-    let mut summary = run_once(plan, registry, env, opts, on)?;
-    if !summary.quarantined.is_empty() && !opts.dry_run {
-        let quarantined = std::mem::take(&mut summary.quarantined);
-        summary = run_once(plan, registry, env, opts, on)?;
-        summary.quarantined.extend(quarantined);
-    }
+    let summary = run_in(plan, registry, env, opts, on)?;
     let failed: Vec<&(String, Outcome)> = summary.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).collect();
     match failed.as_slice() {
         [] => Ok(summary),
@@ -150,8 +145,21 @@ pub fn run(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: &
     }
 }
 
+/// [`run`], with failed stages as outcomes rather than an error.
+pub(crate) fn run_in(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: &(dyn Fn(Event) + Sync)) -> Result<RunSummary> {
+    let mut summary = run_once(plan, registry, env, opts, on)?;
+    if !summary.quarantined.is_empty() && !opts.dry_run {
+        let quarantined = std::mem::take(&mut summary.quarantined);
+        summary = run_once(plan, registry, env, opts, on)?;
+        summary.quarantined.extend(quarantined);
+    }
+    Ok(summary)
+}
+
 fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: &(dyn Fn(Event) + Sync)) -> Result<RunSummary> {
     let (selected, named) = plan.select(&opts.targets, opts.downstream)?;
+    // A lock that cannot be read fails the run before anything is computed.
+    Lockfile::read(&opts.lock_path)?;
     let store = &env.store;
     let n = plan.stages.len();
     let jobs = opts.jobs.max(1);
@@ -282,8 +290,9 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                 }
             };
             if let Some(d) = &done {
-                // Linked as soon as it is done: a run cut short keeps what it finished visible.
+                // Linked and locked as soon as it is done: a run cut short keeps what it finished.
                 link_outputs(store, &s.name, &d.outputs)?;
+                update_lock(plan, store, &opts.lock_path, &[(i, d.clone())])?;
             }
             on(Event::Finished { stage: &s.name, outcome: &o });
             state[i] = State::Done(o, done);
@@ -456,6 +465,7 @@ fn commit(
         finished: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         seconds: x.seconds,
         device: x.info.device,
+        ran_with: x.info.ran_with,
     };
     store.write_run(&rec)?;
     Ok(x.outputs)

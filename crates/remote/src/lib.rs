@@ -19,7 +19,7 @@ mod config;
 mod transfer;
 
 pub use config::{RemoteConfig, RemoteConfigs};
-pub use transfer::{GcReport, Progress, PullReport, PushReport, Quiet, Remote};
+pub use transfer::{GcReport, Progress, Published, PullReport, PushReport, Quiet, Remote};
 
 use kimcnn_store::ObjectId;
 
@@ -32,6 +32,8 @@ pub enum RemoteError {
     Remote { remote: String, message: String },
     #[error("remote `{remote}`: object {id} hashes to {got}: corrupt or tampered with on the remote; refused, nothing of it kept")]
     Tampered { remote: String, id: ObjectId, got: ObjectId },
+    #[error("local object {id} hashes to {got}: corrupt in this store; not uploaded (`kimcnn verify --repair` quarantines it, the next run recomputes it)")]
+    CorruptLocal { id: ObjectId, got: ObjectId },
     #[error("remote `{remote}`: run record {key}: {message}; refused")]
     BadRecord { remote: String, key: ObjectId, message: String },
     #[error("remote `{remote}`: no run record for stage `{stage}` (key {key}); push it from a store that has it")]

@@ -39,6 +39,9 @@ pub struct PushReport {
     pub bytes_sent: u64,
     pub records: usize,
     pub records_sent: usize,
+    /// Keys whose record on the remote names other outputs than ours (the
+    /// same stage computed with other bytes elsewhere): left as they are.
+    pub conflicts: Vec<ObjectId>,
 }
 
 /// What a pull did: the records now in the local store, by key.
@@ -50,6 +53,15 @@ pub struct PullReport {
     pub bytes_fetched: u64,
     /// Wanted keys with no record on the remote.
     pub missing: Vec<ObjectId>,
+}
+
+/// What [`Remote::check_published`] found.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The keys with a run record on the remote.
+    pub keys: Vec<ObjectId>,
+    /// (key, object) for each object a published record names that the remote lacks.
+    pub missing: Vec<(ObjectId, ObjectId)>,
 }
 
 /// What a gc of the remote found (and removed unless a dry run).
@@ -189,15 +201,32 @@ impl Remote {
         Ok(found.into_iter().filter(|(_, e)| *e).map(|(l, _)| l).collect())
     }
 
-    async fn upload(&self, file: &Path, to: &Loc, progress: &dyn Progress) -> Result<u64> {
+    /// Uploads a local object, hashing it as it is read: bytes that do not
+    /// hash to `id` (a corrupt local object) are not published under its name.
+    async fn upload(&self, store: &Store, id: &ObjectId, progress: &dyn Progress) -> Result<u64> {
+        let (file, to) = (store.object_path(id), self.object_loc(id));
+        let file = file.as_path();
+        let to = &to;
         let io = |e: std::io::Error| RemoteError::Remote { remote: self.name.clone(), message: format!("{}: {e}", file.display()) };
+        let check = |h: blake3::Hasher| {
+            let got = ObjectId::parse(h.finalize().to_hex().as_str()).expect("BLAKE3 hex is an object id");
+            if &got == id {
+                Ok(())
+            } else {
+                Err(RemoteError::CorruptLocal { id: id.clone(), got })
+            }
+        };
         let len = tokio::fs::metadata(file).await.map_err(io)?.len();
         if len as usize <= PART {
             let bytes = tokio::fs::read(file).await.map_err(io)?;
+            let mut h = blake3::Hasher::new();
+            h.update(&bytes);
+            check(h)?;
             self.store.put(to, PutPayload::from(bytes)).await.map_err(|e| self.err(e))?;
             progress.advance(len);
             return Ok(len);
         }
+        let mut hasher = blake3::Hasher::new();
         let upload = self.store.put_multipart(to).await.map_err(|e| self.err(e))?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
         let mut f = tokio::fs::File::open(file).await.map_err(io)?;
@@ -209,12 +238,13 @@ impl Remote {
                     return Ok(());
                 }
                 w.wait_for_capacity(4).await.map_err(|e| self.err(e))?;
+                hasher.update(&buf[..n]);
                 w.write(&buf[..n]);
                 progress.advance(n as u64);
             }
         }
         .await;
-        match result {
+        match result.and_then(|()| check(hasher)) {
             Ok(()) => {
                 w.finish().await.map_err(|e| self.err(e))?;
                 Ok(len)
@@ -249,6 +279,7 @@ impl Remote {
         if &got != id {
             return Err(RemoteError::Tampered { remote: self.name.clone(), id: id.clone(), got });
         }
+        kimcnn_store::kill_point("pull:downloaded");
         store.commit_file(&tmp)?;
         Ok(n)
     }
@@ -279,7 +310,7 @@ impl Remote {
             }
             progress.start("push", missing.len(), sizes.iter().sum());
             let results: Vec<(&ObjectId, Result<u64>)> = futures::stream::iter(missing.iter().copied())
-                .map(|id| async move { (id, self.upload(&store.object_path(id), &self.object_loc(id), progress).await) })
+                .map(|id| async move { (id, self.upload(store, id, progress).await) })
                 .buffer_unordered(self.jobs)
                 .collect()
                 .await;
@@ -289,7 +320,13 @@ impl Remote {
             report.bytes_sent = bytes;
             let published = self.existing(records.iter().map(|r| self.run_loc(&r.key)).collect()).await?;
             for r in records {
-                if published.contains(&self.run_loc(&r.key)) || r.outputs.values().any(|id| failed.contains(id)) {
+                if published.contains(&self.run_loc(&r.key)) {
+                    if self.fetch_record(&r.key).await?.is_some_and(|theirs| theirs.outputs != r.outputs) {
+                        report.conflicts.push(r.key.clone());
+                    }
+                    continue;
+                }
+                if r.outputs.values().any(|id| failed.contains(id)) {
                     continue;
                 }
                 let bytes = serde_json::to_vec_pretty(r).expect("run records serialise");
@@ -300,6 +337,33 @@ impl Remote {
                 Some(e) => Err(e),
                 None => Ok(report),
             }
+        })
+    }
+
+    /// Checks the published records of `keys`: each record that is on the
+    /// remote must name only objects that are there too. Returns the keys
+    /// with a record, and (key, object) for every object missing (one HEAD
+    /// per object, no listing).
+    pub fn check_published(&self, keys: &[ObjectId]) -> Result<Published> {
+        self.rt.block_on(async {
+            self.check().await?;
+            let fetched: Vec<(ObjectId, Option<RunRecord>)> = futures::stream::iter(keys.iter().cloned())
+                .map(|k| async move { self.fetch_record(&k).await.map(|r| (k, r)) })
+                .buffer_unordered(self.jobs)
+                .try_collect()
+                .await?;
+            let records: Vec<RunRecord> = fetched.into_iter().filter_map(|(_, r)| r).collect();
+            let objects: BTreeSet<&ObjectId> = records.iter().flat_map(|r| r.outputs.values()).collect();
+            let there = self.existing(objects.iter().map(|id| self.object_loc(id)).collect()).await?;
+            let mut missing = Vec::new();
+            for r in &records {
+                for id in r.outputs.values() {
+                    if !there.contains(&self.object_loc(id)) {
+                        missing.push((r.key.clone(), id.clone()));
+                    }
+                }
+            }
+            Ok(Published { keys: records.into_iter().map(|r| r.key).collect(), missing })
         })
     }
 

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Numerics;
+
 crate::named_enum! {
     /// Which of Kim's four models.
     pub enum Variant {
@@ -119,7 +121,11 @@ pub struct Config {
     pub dev_fraction: f64,
     /// CNN-rand's U[-a, a] (Kim: 0.25); `matched` to the pretrained vectors.
     pub rand_a: RandA,
-    /// `auto`, `cpu`, `cuda`, `cuda:N`.
+    /// `reproducible` (CPU kernels capped at AVX2: the same bytes on any
+    /// x86-64 CPU with AVX2) or `fast`. A GPU device makes it `fast`.
+    pub numerics: Numerics,
+    /// `auto`, `cpu`, `cuda`, `cuda:N`; `auto` is the CPU in reproducible
+    /// numerics, a GPU where there is one in fast.
     #[serde(skip_serializing)]
     pub device: String,
 }
@@ -147,14 +153,16 @@ impl Default for Config {
             fold: None,
             dev_fraction: 0.1,
             rand_a: RandA::Fixed(0.25),
+            numerics: Numerics::Reproducible,
             device: "auto".into(),
         }
     }
 }
 
 impl Config {
-    /// Refuses a config that cannot be trained, naming the param.
-    pub fn check(&self) -> Result<(), String> {
+    /// Refuses a config that cannot be trained, naming the param; a GPU
+    /// device makes the numerics `fast`.
+    pub fn check(&mut self) -> Result<(), String> {
         let bad = |m: &str| Err(m.to_string());
         if self.dataset.is_empty() {
             return bad("param `dataset` is required (a name for reports: mr, trec, ...)");
@@ -182,7 +190,9 @@ impl Config {
                 return bad("`rand_a` must be a bound > 0 or `matched`");
             }
         }
-        check_device(&self.device)
+        check_device(&self.device)?;
+        self.numerics = effective_numerics(self.numerics, &self.device);
+        Ok(())
     }
 
     pub fn lr(&self) -> f64 {
@@ -209,21 +219,41 @@ pub fn check_device(d: &str) -> Result<(), String> {
     }
 }
 
+/// GPU kernels are not bit-stable across cards: a GPU run is `fast`.
+pub fn effective_numerics(n: Numerics, device: &str) -> Numerics {
+    if wants_gpu(device) {
+        Numerics::Fast
+    } else {
+        n
+    }
+}
+
 /// Whether a device param asks for a GPU.
 pub fn wants_gpu(d: &str) -> bool {
     d.starts_with("cuda")
 }
 
-/// The `evaluate` stage's params: only where it runs.
+/// The `evaluate` stage's params: how and where it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvaluateParams {
+    /// As the train stage's: `reproducible` predictions have the same
+    /// bytes on any x86-64 CPU with AVX2.
+    pub numerics: Numerics,
     #[serde(skip_serializing)]
     pub device: String,
 }
 
 impl Default for EvaluateParams {
     fn default() -> EvaluateParams {
-        EvaluateParams { device: "auto".into() }
+        EvaluateParams { numerics: Numerics::Reproducible, device: "auto".into() }
+    }
+}
+
+impl EvaluateParams {
+    pub fn check(&mut self) -> Result<(), String> {
+        check_device(&self.device)?;
+        self.numerics = effective_numerics(self.numerics, &self.device);
+        Ok(())
     }
 }

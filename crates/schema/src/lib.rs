@@ -10,23 +10,27 @@
 //! - [`Config`]: the CNN's configuration, the `train` stage's params and
 //!   part of every model's metadata.
 //! - [`ModelMeta`] (in `model.safetensors`), [`EpochRow`]
-//!   (`history.parquet`), [`TrainSummary`].
+//!   (`history.parquet`), [`TrainSummary`], [`TrainTimings`].
 //! - [`Metrics`] and [`Prediction`] (evaluate), [`RunResult`] (aggregate).
 //! - [`Coverage`] and [`EmbeddingsMeta`] (embed), [`VocabSummary`],
 //!   [`TokenizeSummary`] and the [`TokenizerSpec`] a model predicts with.
+//! - [`Numerics`] and [`NumericsRecord`]: reproducible or fast CPU kernels,
+//!   and what a run computed with.
 //! - [`worker`]: the job file, progress lines and result of a worker run.
 
 mod config;
 mod data;
 mod model;
 mod named;
+mod numerics;
 mod table;
 pub mod worker;
 
-pub use config::{check_device, wants_gpu, Config, EvaluateParams, OptimizerKind, Pad, RandA, Variant};
+pub use config::{check_device, effective_numerics, wants_gpu, Config, EvaluateParams, OptimizerKind, Pad, RandA, Variant};
 pub use data::{Cleaner, Coverage, EmbeddingsMeta, TokenizeSummary, TokenizerSpec, UnkInit, VocabSummary};
-pub use model::{ClassMetrics, Metrics, ModelMeta, RunResult, TrainSummary};
+pub use model::{ClassMetrics, EpochTiming, Metrics, ModelMeta, RunResult, TrainSummary, TrainTimings};
 pub use named::{Named, Text};
+pub use numerics::{native_isa, Numerics, NumericsRecord, REPRODUCIBLE_ENV, REPRODUCIBLE_ISA};
 pub use table::{read_history, read_predictions, read_results, write_history, write_predictions, write_results, EpochRow, Prediction};
 
 use std::path::{Path, PathBuf};

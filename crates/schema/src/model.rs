@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Config, Pad, Result, TokenizerSpec, Variant};
+use crate::{Config, Numerics, NumericsRecord, Pad, Result, TokenizerSpec, Variant};
 
 /// The metadata of `model.safetensors` (its header's `kimcnn` entry): all a
 /// model needs to be used elsewhere, with its vocabulary.
@@ -29,11 +29,15 @@ pub struct ModelMeta {
     /// stage's key: CPU and GPU runs are the same stage.
     pub device: Option<String>,
     pub threads: Option<usize>,
+    /// How it computed: the numerics mode, ISA level and library versions
+    /// (None: a model written before kimcnn recorded them, in fast numerics).
+    pub numerics: Option<NumericsRecord>,
 }
 
 /// [`ModelMeta`] as files hold it, including those written before the typed
-/// contracts: no device or threads, and the data set's name beside the
-/// config instead of in it.
+/// contracts (no device or threads, and the data set's name beside the
+/// config instead of in it) and before reproducible numerics (no record:
+/// they computed in fast numerics).
 #[derive(Deserialize)]
 struct ModelMetaFile {
     config: Config,
@@ -49,6 +53,8 @@ struct ModelMetaFile {
     threads: Option<usize>,
     #[serde(default)]
     dataset: Option<String>,
+    #[serde(default)]
+    numerics: Option<NumericsRecord>,
 }
 
 impl From<ModelMetaFile> for ModelMeta {
@@ -56,6 +62,9 @@ impl From<ModelMetaFile> for ModelMeta {
         let mut config = f.config;
         if let (true, Some(d)) = (config.dataset.is_empty(), f.dataset) {
             config.dataset = d;
+        }
+        if f.numerics.is_none() {
+            config.numerics = Numerics::Fast;
         }
         ModelMeta {
             config,
@@ -67,6 +76,7 @@ impl From<ModelMetaFile> for ModelMeta {
             best_dev_accuracy: f.best_dev_accuracy,
             device: f.device,
             threads: f.threads,
+            numerics: f.numerics,
         }
     }
 }
@@ -98,8 +108,26 @@ pub struct TrainSummary {
     pub init: String,
     pub device: String,
     pub threads: usize,
+    pub numerics: NumericsRecord,
+}
+
+/// The `train` stage's `timings`: how long it took. The one output of a
+/// training run that is measured, not computed, so it differs from run to
+/// run; its other outputs are the same bytes in reproducible numerics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainTimings {
     pub seconds: f64,
     pub median_train_sentences_per_s: f64,
+    pub epochs: Vec<EpochTiming>,
+}
+
+/// One epoch's training time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochTiming {
+    pub epoch: usize,
+    pub seconds: f64,
+    /// Training sentences a second (dev scoring excluded).
+    pub sentences_per_s: f64,
 }
 
 /// One class's scores.

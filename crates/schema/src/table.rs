@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Named, Pad, Result, RunResult, SchemaError, Variant};
 
-/// One epoch of training: a row of `history.parquet`, and the progress
-/// line the worker prints as the epoch ends.
+/// One epoch of training: a row of `history.parquet`. What it computed
+/// only; how long it took is in the `timings` output
+/// ([`crate::EpochTiming`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRow {
     pub epoch: usize,
@@ -28,8 +29,6 @@ pub struct EpochRow {
     pub train_accuracy: f64,
     pub dev_loss: f64,
     pub dev_accuracy: f64,
-    pub seconds: f64,
-    pub sentences_per_s: f64,
 }
 
 /// One test sentence's prediction: a row of `predictions.parquet`.
@@ -101,7 +100,7 @@ impl<'a> Batches<'a> {
     }
 }
 
-const HISTORY_F64: [&str; 6] = ["train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "seconds", "sentences_per_s"];
+const HISTORY_F64: [&str; 4] = ["train_loss", "train_accuracy", "dev_loss", "dev_accuracy"];
 
 pub fn write_history(path: &Path, h: &[EpochRow]) -> Result<()> {
     let mut fields = vec![Field::new("epoch", DataType::UInt32, false)];
@@ -113,8 +112,6 @@ pub fn write_history(path: &Path, h: &[EpochRow]) -> Result<()> {
         f64col(|e| e.train_accuracy),
         f64col(|e| e.dev_loss),
         f64col(|e| e.dev_accuracy),
-        f64col(|e| e.seconds),
-        f64col(|e| e.sentences_per_s),
     ];
     write_batch(path, fields, cols)
 }
@@ -132,8 +129,6 @@ pub fn read_history(path: &Path) -> Result<Vec<EpochRow>> {
                 train_accuracy: v[1][i],
                 dev_loss: v[2][i],
                 dev_accuracy: v[3][i],
-                seconds: v[4][i],
-                sentences_per_s: v[5][i],
             });
         }
     }

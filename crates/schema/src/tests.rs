@@ -13,24 +13,42 @@ fn meta() -> ModelMeta {
         best_dev_accuracy: 0.75,
         device: Some("cpu".into()),
         threads: Some(2),
+        numerics: Some(NumericsRecord { mode: Numerics::Reproducible, isa: "avx2".into(), torch: "2.11.0".into(), mkl: "MKL".into() }),
     }
 }
 
 #[test]
 fn kims_defaults_and_refusals() {
-    let c: Config = serde_json::from_value(serde_json::json!({"dataset": "mr", "variant": "multichannel", "pad": "bucket"})).unwrap();
+    let mut c: Config = serde_json::from_value(serde_json::json!({"dataset": "mr", "variant": "multichannel", "pad": "bucket"})).unwrap();
     c.check().unwrap();
+    assert_eq!(c.numerics, Numerics::Reproducible);
     assert_eq!((c.widths.clone(), c.maps, c.batch, c.epochs, c.side_pad()), (vec![3, 4, 5], 100, 50, 25, 4));
     assert_eq!((c.lr(), c.rho, c.eps, c.max_norm, c.rand_a), (1.0, 0.95, 1e-6, 3.0, RandA::Fixed(0.25)));
     let e = serde_json::from_value::<Config>(serde_json::json!({"epoch": 3})).unwrap_err().to_string();
     assert!(e.contains("unknown field `epoch`"), "{e}");
-    let c: Config = serde_json::from_value(serde_json::json!({"dataset": "mr", "dropout": 1.5})).unwrap();
+    let mut c: Config = serde_json::from_value(serde_json::json!({"dataset": "mr", "dropout": 1.5})).unwrap();
     assert_eq!(c.check().unwrap_err(), "`dropout` must be in [0, 1)");
     let e = serde_json::from_value::<Config>(serde_json::json!({"variant": "cnn"})).unwrap_err().to_string();
     assert_eq!(e, "must be one of rand, static, non-static, multichannel, found `cnn`");
     assert_eq!(Config::default().check().unwrap_err(), "param `dataset` is required (a name for reports: mr, trec, ...)");
-    let c: Config = serde_json::from_value(serde_json::json!({"dataset": "mr", "device": "gpu"})).unwrap();
+    let mut c: Config = serde_json::from_value(serde_json::json!({"dataset": "mr", "device": "gpu"})).unwrap();
     assert_eq!(c.check().unwrap_err(), "param `device` must be auto, cpu, cuda or cuda:N, found `gpu`");
+}
+
+#[test]
+fn a_gpu_device_makes_the_numerics_fast() {
+    for (device, numerics) in
+        [("auto", Numerics::Reproducible), ("cpu", Numerics::Reproducible), ("cuda", Numerics::Fast), ("cuda:1", Numerics::Fast)]
+    {
+        let mut c: Config = serde_json::from_value(serde_json::json!({"dataset": "mr", "device": device})).unwrap();
+        c.check().unwrap();
+        assert_eq!(c.numerics, numerics, "{device}");
+        let mut e = EvaluateParams { device: device.into(), ..Default::default() };
+        e.check().unwrap();
+        assert_eq!(e.numerics, numerics, "{device}");
+    }
+    let e = serde_json::from_value::<Config>(serde_json::json!({"numerics": "exact"})).unwrap_err().to_string();
+    assert_eq!(e, "must be one of reproducible, fast, found `exact`");
 }
 
 #[test]
@@ -91,8 +109,9 @@ fn model_metadata_from_a_safetensors_header() {
 fn a_model_written_before_the_typed_contracts_still_reads() {
     // The metadata of a TREC CNN-rand model that kimcnn wrote before this schema.
     let old = r#"{"best_dev_accuracy":0.8165137614678899,"best_epoch":25,"classes":["ABBR","DESC","ENTY","HUM","LOC","NUM"],"config":{"batch":50,"clip":0.0,"dev_fraction":0.1,"dropout":0.5,"epochs":25,"eps":1e-6,"fold":null,"lr":null,"maps":100,"max_len":null,"max_norm":3.0,"optimizer":"adadelta","pad":"kim","patience":null,"rand_a":null,"rho":0.95,"seed":3435,"variant":"rand","widths":[3,4,5]},"dataset":"trec","init":"uniform a=1.116","tokenizer":{"cleaner":"kim","kim_quirk":false,"lower":false},"vocab_blake3":"702ab4fba64dc973355deafab13803756dd6d0bc91e5467d7f508ff9d38480de"}"#;
-    let m: ModelMeta = from_json_str(old, Path::new("model.safetensors")).unwrap();
+    let mut m: ModelMeta = from_json_str(old, Path::new("model.safetensors")).unwrap();
     assert_eq!((m.config.dataset.as_str(), m.config.rand_a, m.device.clone(), m.threads), ("trec", RandA::Matched, None, None));
+    assert_eq!((m.config.numerics, m.numerics.clone()), (Numerics::Fast, None), "written before reproducible numerics: fast");
     m.config.check().unwrap();
     assert_eq!(m.tokenizer, Some(TokenizerSpec { cleaner: Cleaner::Kim, lower: false, kim_quirk: false }));
 }
@@ -101,24 +120,8 @@ fn a_model_written_before_the_typed_contracts_still_reads() {
 fn history_predictions_and_results_round_trip_and_name_a_bad_column() {
     let d = tempfile::tempdir().unwrap();
     let h = vec![
-        EpochRow {
-            epoch: 1,
-            train_loss: 0.7,
-            train_accuracy: 0.5,
-            dev_loss: 0.6,
-            dev_accuracy: 0.55,
-            seconds: 1.5,
-            sentences_per_s: 100.0,
-        },
-        EpochRow {
-            epoch: 2,
-            train_loss: 0.5,
-            train_accuracy: 0.7,
-            dev_loss: 0.5,
-            dev_accuracy: 0.65,
-            seconds: 1.4,
-            sentences_per_s: 110.0,
-        },
+        EpochRow { epoch: 1, train_loss: 0.7, train_accuracy: 0.5, dev_loss: 0.6, dev_accuracy: 0.55 },
+        EpochRow { epoch: 2, train_loss: 0.5, train_accuracy: 0.7, dev_loss: 0.5, dev_accuracy: 0.65 },
     ];
     let p = d.path().join("history.parquet");
     write_history(&p, &h).unwrap();

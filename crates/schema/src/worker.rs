@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{EpochRow, EpochTiming, NumericsRecord};
+
 /// One stage run for the worker. `P` is the kind's params type
 /// ([`crate::Config`] for `train`, [`crate::EvaluateParams`] for `evaluate`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,9 +27,16 @@ pub struct WorkerJob<P> {
     pub result: PathBuf,
 }
 
-/// Prefix of the worker's progress lines on stdout (an [`crate::EpochRow`]
+/// Prefix of the worker's progress lines on stdout (an [`EpochProgress`]
 /// as JSON follows), so other output cannot be mistaken for them.
 pub const PROGRESS: &str = "kimcnn-progress ";
+
+/// A progress line: an epoch's row and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    pub row: EpochRow,
+    pub timing: EpochTiming,
+}
 
 /// How a worker run ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +45,8 @@ pub enum WorkerResult {
     /// Every output written.
     Done {
         device: String,
+        /// What it computed with (None: a run without torch numerics).
+        numerics: Option<NumericsRecord>,
     },
     /// A non-finite loss (`NaN`, `inf`) at this epoch and batch.
     Diverged {

@@ -37,6 +37,11 @@ pub trait Kind: Send + Sync + 'static {
     /// The outputs every stage of this kind writes (empty for kinds whose
     /// stages declare theirs with `outputs:`, as `exec`).
     const OUTPUTS: &'static [&'static str];
+    /// Outputs that hold measurements (wall-clock times), not results: they
+    /// differ from run to run, so `kimcnn verify --recompute` does not
+    /// compare them. Every other output is expected to have the same bytes
+    /// for the same key.
+    const MEASURED: &'static [&'static str] = &[];
 
     /// The params as `with:` gives them: `#[serde(deny_unknown_fields)]`,
     /// defaults from `Default`. Every param is in the normalised form, so a
@@ -133,6 +138,9 @@ pub struct Job<'a> {
 pub struct RunInfo {
     /// The device it computed on (`cpu`, `cuda:0`), for kinds that have one.
     pub device: Option<String>,
+    /// Anything else about how it computed, for the run record (a torch
+    /// stage's numerics: mode, ISA level, library versions).
+    pub ran_with: BTreeMap<String, String>,
 }
 
 /// A running stage's progress.
@@ -205,6 +213,8 @@ pub struct Planned {
 pub trait DynKind: Send + Sync {
     fn name(&self) -> &'static str;
     fn version(&self) -> u32;
+    /// [`Kind::MEASURED`].
+    fn measured(&self) -> &'static [&'static str];
     /// Parses, checks and normalises a stage's raw params; `device`
     /// overrides the kind's device param where it has one.
     fn plan(&self, raw: &Value, declared_outputs: &[String], inputs: &[&str], device: Option<&str>) -> Result<Planned, String>;
@@ -256,6 +266,10 @@ impl<K: Kind> DynKind for K {
 
     fn version(&self) -> u32 {
         K::VERSION
+    }
+
+    fn measured(&self) -> &'static [&'static str] {
+        K::MEASURED
     }
 
     fn plan(&self, raw: &Value, declared: &[String], inputs: &[&str], device: Option<&str>) -> Result<Planned, String> {

@@ -20,6 +20,22 @@ pub use store::{GcReport, KeyLock, ObjectList, RunRecord, ScratchDir, Store, Ver
 
 use std::path::PathBuf;
 
+/// Crash testing: a debug build kills itself with SIGKILL at the named
+/// point when `KIMCNN_KILL_AT` names it, so the end-to-end tests can show
+/// that a `kill -9` anywhere in a commit, a run record's or the lock's
+/// write, or a pull loses nothing. Compiled out of release builds.
+pub fn kill_point(name: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("KIMCNN_KILL_AT").is_ok_and(|v| v == name) {
+        // SAFETY: sends a signal to this process.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}
+
 /// Everything that can go wrong in the store, each naming the file involved.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

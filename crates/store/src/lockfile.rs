@@ -7,6 +7,11 @@ use crate::hash::ObjectId;
 use crate::store::write_atomic;
 use crate::{Result, StoreError};
 
+/// An error's text on one line (serde_yaml's are; this keeps it so).
+fn one_line(e: &serde_yaml::Error) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `pipeline.lock`: what each stage last ran as. Plain YAML with sorted keys,
 /// so it diffs well in git; two teammates with the same lock and a shared
 /// remote have the same artifacts.
@@ -46,8 +51,38 @@ impl Lockfile {
     }
 
     /// Parses a lock's text; `path` names it in errors (`main:pipeline.lock`, say).
+    /// Each error is one line: merge conflict markers, invalid YAML, a
+    /// document that is not a lock's mapping, a misplaced or mistyped field
+    /// (with its line), a schema this version does not read.
     pub fn parse(text: &str, path: &Path) -> Result<Lockfile> {
-        serde_yaml::from_str(text).map_err(|e| StoreError::BadLock { path: path.to_path_buf(), message: e.to_string() })
+        let bad = |message: String| StoreError::BadLock { path: path.to_path_buf(), message };
+        if let Some(n) = text.lines().position(|l| l.starts_with("<<<<<<<")) {
+            return Err(bad(format!(
+                "line {}: a merge conflict marker (`<<<<<<<`): resolve the conflict, or take one side and rerun `kimcnn run`",
+                n + 1
+            )));
+        }
+        let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| bad(format!("not valid YAML: {}", one_line(&e))))?;
+        let found = match doc {
+            serde_yaml::Value::Mapping(_) => None,
+            serde_yaml::Value::Null => {
+                return Err(bad("the file is empty (delete it: `kimcnn run` writes a new one)".into()));
+            }
+            serde_yaml::Value::Bool(_) => Some("a boolean"),
+            serde_yaml::Value::Number(_) => Some("a number"),
+            serde_yaml::Value::String(_) => Some("a string"),
+            serde_yaml::Value::Sequence(_) => Some("a list"),
+            serde_yaml::Value::Tagged(_) => Some("a tagged value"),
+        };
+        if let Some(found) = found {
+            return Err(bad(format!("expected a mapping with `schema` and `stages`, found {found}")));
+        }
+        let lock: Lockfile = serde_yaml::from_str(text)
+            .map_err(|e| bad(one_line(&e).replace("expected struct LockEntry", "expected a stage's entry (a mapping)")))?;
+        if lock.schema != 1 {
+            return Err(bad(format!("schema {} is not one this kimcnn reads (1): written by another version of kimcnn?", lock.schema)));
+        }
+        Ok(lock)
     }
 
     /// Writes the lock atomically, only if its content changed.
@@ -56,7 +91,7 @@ impl Lockfile {
         if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
             return Ok(false);
         }
-        write_atomic(path, text.as_bytes())?;
+        write_atomic(path, text.as_bytes(), "lock")?;
         Ok(true)
     }
 
@@ -95,5 +130,37 @@ mod tests {
         std::fs::write(&p, "schema: 1\nstages: {a: {kind: x}}\n").unwrap();
         let err = Lockfile::read(&p).unwrap_err().to_string();
         assert!(err.contains("pipeline.lock"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_lock_is_refused_in_one_line_naming_the_file_and_the_place() {
+        let refused = |text: &str| Lockfile::parse(text, Path::new("pipeline.lock")).unwrap_err().to_string();
+        let cases = [
+            (
+                "schema: 1\nstages:\n\t one: {}\n",
+                "not valid YAML: found character that cannot start any token at line 3 column 1, while scanning for the next token",
+            ),
+            ("schema: 1\nstages: a: b\n", "not valid YAML: mapping values are not allowed in this context at line 2 column 10"),
+            (
+                "schema: 1\n<<<<<<< HEAD\nstages: {}\n=======\nstages: {}\n>>>>>>> theirs\n",
+                "line 2: a merge conflict marker (`<<<<<<<`): resolve the conflict, or take one side and rerun `kimcnn run`",
+            ),
+            ("", "the file is empty (delete it: `kimcnn run` writes a new one)"),
+            ("# a comment\n", "the file is empty (delete it: `kimcnn run` writes a new one)"),
+            ("- schema\n- stages\n", "expected a mapping with `schema` and `stages`, found a list"),
+            ("just words\n", "expected a mapping with `schema` and `stages`, found a string"),
+            ("schema: 1\nstages: [one, two]\n", "stages: invalid type: sequence, expected a map at line 2 column 9"),
+            (
+                "schema: 1\nstages: {one: x}\n",
+                "stages.one: invalid type: string \"x\", expected a stage's entry (a mapping) at line 2 column 15",
+            ),
+            ("schema: 1\nstages: {one: {kind: exec}}\n", "stages.one: missing field `kind_version` at line 2 column 15"),
+            ("schema: 1\nstages: {}\nextra: 2\n", "unknown field `extra`, expected `schema` or `stages` at line 3 column 1"),
+            ("schema: 2\nstages: {}\n", "schema 2 is not one this kimcnn reads (1): written by another version of kimcnn?"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(refused(text), format!("pipeline.lock: unreadable lock file: {want}"), "{text:?}");
+        }
+        assert_eq!(Lockfile::parse("schema: 1\nstages: {}\n", Path::new("x")).unwrap(), Lockfile { schema: 1, ..Default::default() });
     }
 }

@@ -34,6 +34,10 @@ pub struct RunRecord {
     /// (the same model up to rounding, not the same bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// What else the stage says about how it computed (a torch stage: its
+    /// numerics mode, ISA level, torch and MKL versions).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ran_with: BTreeMap<String, String>,
 }
 
 /// What [`Store::objects`] finds.
@@ -144,7 +148,9 @@ impl Store {
         fs::set_permissions(file, fs::Permissions::from_mode(0o444)).map_err(io_err(file))?;
         let dir = dest.parent().expect("object paths have a parent");
         fs::create_dir_all(dir).map_err(io_err(dir))?;
+        crate::kill_point("commit:before-rename");
         fs::rename(file, &dest).map_err(io_err(&dest))?;
+        crate::kill_point("commit:after-rename");
         sync_dir(dir)?;
         Ok(id)
     }
@@ -173,7 +179,7 @@ impl Store {
             }
         }
         let id = hash_file(path)?;
-        write_atomic(&entry, format!("{stamp} {id}").as_bytes())?;
+        write_atomic(&entry, format!("{stamp} {id}").as_bytes(), "state")?;
         Ok(id)
     }
 
@@ -258,7 +264,7 @@ impl Store {
             }
         }
         let bytes = serde_json::to_vec_pretty(rec).expect("run records serialise");
-        write_atomic(&self.run_path(&rec.key), &bytes)
+        write_atomic(&self.run_path(&rec.key), &bytes, "run-record")
     }
 
     pub fn remove_run(&self, key: &ObjectId) -> Result<()> {
@@ -411,7 +417,9 @@ impl Store {
 }
 
 /// Writes a file atomically: temp file beside it, fsync, rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a file atomically (temp file, fsync, rename); `what` names it for
+/// [`crate::kill_point`] (`<what>:before-rename`).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], what: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
@@ -419,6 +427,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     drop(f);
+    crate::kill_point(&format!("{what}:before-rename"));
     fs::rename(&tmp, path).map_err(io_err(path))?;
     Ok(())
 }
@@ -501,6 +510,7 @@ mod tests {
             finished: 0,
             seconds: 0.5,
             device: None,
+            ran_with: Default::default(),
         };
         s.write_run(&rec).unwrap();
         assert_eq!(s.read_run(&key).unwrap(), Some(rec.clone()));
@@ -526,6 +536,7 @@ mod tests {
             finished: 0,
             seconds: 0.0,
             device: None,
+            ran_with: Default::default(),
         })
         .unwrap();
         let keep = BTreeSet::from([a.clone()]);

@@ -141,7 +141,7 @@ impl Kind for TokenizeKind {
             job.inputs.iter().filter(|(n, _)| *n != "splits").map(|(n, path)| Input { name: n.clone(), path: path.clone() }).collect();
         let splits = job.inputs.get("splits").map(|p| p.as_path());
         let summary = crate::tokenize(p, &inputs, splits, &job.outputs["tokens"]).map_err(|e| match e {
-            TokenizeError::Line { .. } | TokenizeError::Invalid(_) => StageError::BadInput(e.to_string()),
+            TokenizeError::Line { .. } | TokenizeError::Invalid(_) | TokenizeError::Splits(_) => StageError::BadInput(e.to_string()),
             other => other.into(),
         })?;
         kimcnn_schema::write_json(&job.outputs["summary"], &summary)?;

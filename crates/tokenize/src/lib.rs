@@ -46,6 +46,9 @@ pub enum TokenizeError {
     Invalid(String),
     #[error("{path}: {message}")]
     Table { path: PathBuf, message: String },
+    /// A problem with the `splits` input (the exact train/dev/test ids).
+    #[error("input `splits`: {0}")]
+    Splits(String),
 }
 
 pub type Result<T, E = TokenizeError> = std::result::Result<T, E>;

@@ -38,31 +38,28 @@ pub fn carve_dev(rows: &[usize], fraction: f64, seed: u64) -> Vec<usize> {
 
 /// Exact splits from a JSON file `{"train": [ids], "dev": [ids], "test": [ids]}`
 /// (the reference implementation's `--dump-split`): every row must be named once.
+/// Errors name the stage's input (`input \`splits\``), not the object's path.
 pub(crate) fn from_json(path: &Path, split: &mut [&'static str]) -> Result<()> {
-    let err = |m: String| TokenizeError::Table { path: path.to_path_buf(), message: m };
+    let err = |m: String| TokenizeError::Splits(m);
     let text = std::fs::read_to_string(path).map_err(|source| TokenizeError::Io { path: path.into(), source })?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
-    let mut seen = vec![false; split.len()];
+    let mut seen: Vec<Option<&'static str>> = vec![None; split.len()];
     for name in ["train", "dev", "test"] {
         let ids = v.get(name).and_then(|x| x.as_array()).ok_or_else(|| err(format!("no `{name}` list")))?;
-        let name: &'static str = match name {
-            "train" => "train",
-            "dev" => "dev",
-            _ => "test",
-        };
         for id in ids {
-            let i = id.as_u64().ok_or_else(|| err(format!("`{name}` holds a non-integer {id}")))? as usize;
+            let i = id.as_u64().ok_or_else(|| err(format!("`{name}` holds {id}, which is not a row id (an integer from 0)")))? as usize;
             if i >= split.len() {
-                return Err(err(format!("id {i} in `{name}` is past the last row ({})", split.len() - 1)));
+                return Err(err(format!("id {i} in `{name}` is past the last row ({})", split.len() as i64 - 1)));
             }
-            if seen[i] {
-                return Err(err(format!("id {i} is listed twice")));
+            if let Some(first) = seen[i] {
+                let place = if first == name { format!("twice in `{name}`") } else { format!("in `{first}` and in `{name}`") };
+                return Err(err(format!("id {i} is listed {place}")));
             }
-            seen[i] = true;
+            seen[i] = Some(name);
             split[i] = name;
         }
     }
-    if let Some(i) = seen.iter().position(|s| !s) {
+    if let Some(i) = seen.iter().position(Option::is_none) {
         return Err(err(format!("row {i} is in no split ({} rows in all)", split.len())));
     }
     Ok(())

@@ -151,6 +151,32 @@ fn exact_splits_from_a_json_file() {
     tokenize(&params(FormatName::Lines), std::slice::from_ref(&pos), Some(&splits), &out).unwrap();
     assert_eq!(TokensTable::read(&out).unwrap().split, ["train", "dev", "train"]);
     std::fs::write(&splits, r#"{"train": [0], "dev": [1], "test": []}"#).unwrap();
-    let e = tokenize(&params(FormatName::Lines), &[pos], Some(&splits), &out).unwrap_err().to_string();
-    assert!(e.ends_with("s.json: row 2 is in no split (3 rows in all)"), "{e}");
+    let e = tokenize(&params(FormatName::Lines), std::slice::from_ref(&pos), Some(&splits), &out).unwrap_err().to_string();
+    assert_eq!(e, "input `splits`: row 2 is in no split (3 rows in all)");
+}
+
+#[test]
+fn bad_splits_files_are_refused_naming_the_input_and_the_id() {
+    let f = Files::new();
+    let pos = f.input("pos", b"a\nb\nc\n");
+    let out = f.0.path().join("t.parquet");
+    let splits = f.0.path().join("s.json");
+    let refused = |json: &str| {
+        std::fs::write(&splits, json).unwrap();
+        tokenize(&params(FormatName::Lines), std::slice::from_ref(&pos), Some(&splits), &out).unwrap_err().to_string()
+    };
+    assert_eq!(refused(r#"{"train": [0, 1, 1], "dev": [2], "test": []}"#), "input `splits`: id 1 is listed twice in `train`");
+    assert_eq!(refused(r#"{"train": [0, 1], "dev": [2], "test": [1]}"#), "input `splits`: id 1 is listed in `train` and in `test`");
+    assert_eq!(refused(r#"{"train": [0, 1], "dev": [3], "test": []}"#), "input `splits`: id 3 in `dev` is past the last row (2)");
+    assert_eq!(
+        refused(r#"{"train": [0, "1"], "dev": [2], "test": []}"#),
+        "input `splits`: `train` holds \"1\", which is not a row id (an integer from 0)"
+    );
+    assert_eq!(
+        refused(r#"{"train": [0, -1], "dev": [2], "test": []}"#),
+        "input `splits`: `train` holds -1, which is not a row id (an integer from 0)"
+    );
+    assert_eq!(refused(r#"{"train": [0, 1], "dev": [2]}"#), "input `splits`: no `test` list");
+    assert_eq!(refused("train: [0, 1]\n"), "input `splits`: not JSON: expected ident at line 1 column 3");
+    assert!(!out.exists(), "nothing written");
 }

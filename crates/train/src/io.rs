@@ -42,7 +42,7 @@ pub fn load_model(path: &Path, device: Device) -> Result<SavedModel> {
     let bad = |m: String| file_err(path, format!("not a kimcnn model: {m}"));
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let meta: ModelMeta = kimcnn_schema::meta_from_header(&bytes, path).map_err(|e| bad(e.message))?;
-    meta.config.check().map_err(bad)?;
+    meta.config.clone().check().map_err(bad)?;
     let (config, classes) = (&meta.config, &meta.classes);
     let get = |name: &str| -> Result<Tensor> {
         let v = st.tensor(name).map_err(|_| bad(format!("no tensor `{name}`")))?;

@@ -202,4 +202,149 @@ mod tests {
         assert!((&lazy.acc_g * &decay).allclose(&opt.state[0].0, 1e-5, 1e-7, false));
         assert!((&lazy.acc_dx * &decay).allclose(&opt.state[0].1, 1e-5, 1e-7, false));
     }
+
+    /// torch.optim.Adadelta's update of one element, in f64: the reference
+    /// the tensor code is held to.
+    fn adadelta_ref(p: &mut f64, g: f64, square_avg: &mut f64, acc_delta: &mut f64, rho: f64, eps: f64, lr: f64) {
+        *square_avg = rho * *square_avg + (1.0 - rho) * g * g;
+        let std = (*square_avg + eps).sqrt();
+        let delta = (*acc_delta + eps).sqrt() / std * g;
+        *acc_delta = rho * *acc_delta + (1.0 - rho) * delta * delta;
+        *p -= lr * delta;
+    }
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()
+    }
+
+    /// Every element of `actual` within 1e-6 relative (1e-9 absolute near 0) of `expected`.
+    fn assert_close(actual: &Tensor, expected: &[f64], what: &str) {
+        let got = values(actual);
+        assert_eq!(got.len(), expected.len(), "{what}: size");
+        for (i, (a, e)) in got.iter().zip(expected).enumerate() {
+            assert!((a - e).abs() <= 1e-6 * e.abs() + 1e-9, "{what}[{i}]: got {a:.12e}, expected {e:.12e} (rel {:.2e})", (a - e) / e);
+        }
+    }
+
+    /// Hand-chosen gradients for a 2x3 parameter: large, small (at and below
+    /// sqrt(eps) = 1e-3, where eps weighs most), negative and zero entries.
+    const GRADS: [[f32; 6]; 4] = [
+        [0.5, -1.0, 2.0, 0.25, 0.0, -3.0],
+        [0.5, 0.75, -2.0, 1e-3, 0.0, -3.0],
+        [-0.25, 1.5, 0.125, -1e-4, 4.0, -3.0],
+        [1.0, -0.5, 0.0, 2e-3, -1.0, 0.5],
+    ];
+
+    /// The dense optimizer's Adadelta against PyTorch's formulas in f64, step
+    /// by step, at Kim's lr 1 and at lr 0.5 (the lr scales the step, not the
+    /// E[dx²] it feeds); a parameter without a gradient (undefined, as
+    /// PyTorch's grad None) is skipped: unchanged, its accumulators not decayed.
+    #[test]
+    fn adadelta_matches_pytorch_formulas() {
+        let _g = crate::tests::torch_lock();
+        for lr in [None, Some(0.5)] {
+            let cfg = Config { lr, ..Config::default() };
+            assert_eq!(cfg.optimizer, OptimizerKind::Adadelta);
+            let (rho, eps, lr) = (cfg.rho, cfg.eps, cfg.lr());
+            assert_eq!((rho, eps), (0.95, 1e-6), "Kim's rho and eps");
+            // Small starting values: f32 rounding of the parameter stays far below
+            // the step (~1e-3), so the tolerance holds the step itself to ~1e-6.
+            let p = Tensor::from_slice(&[0.01f32, -0.02, 0.0, 0.005, 0.03, -0.01]).view([2, 3]);
+            let q = Tensor::from_slice(&[0.02f32, -0.04]);
+            let mut opt = Optimizer::new(&[p.shallow_clone(), q.shallow_clone()], &cfg);
+            let (mut pe, mut qe) = (values(&p), values(&q));
+            let (mut pa, mut pb) = (vec![0.0; 6], vec![0.0; 6]);
+            let (mut qa, mut qb) = (vec![0.0; 2], vec![0.0; 2]);
+            for (k, g) in GRADS.iter().enumerate() {
+                let gp = Tensor::from_slice(g).view([2, 3]);
+                let qg = [0.75f32, -2.0];
+                // q has no gradient at the second step.
+                let gq = if k == 1 { Tensor::new() } else { Tensor::from_slice(&qg) };
+                opt.step(&[p.shallow_clone(), q.shallow_clone()], &[gp, gq]);
+                for i in 0..6 {
+                    adadelta_ref(&mut pe[i], g[i] as f64, &mut pa[i], &mut pb[i], rho, eps, lr);
+                }
+                if k != 1 {
+                    for i in 0..2 {
+                        adadelta_ref(&mut qe[i], qg[i] as f64, &mut qa[i], &mut qb[i], rho, eps, lr);
+                    }
+                }
+                let at = format!("lr {lr} step {}", k + 1);
+                assert_close(&p, &pe, &format!("{at}: p"));
+                assert_close(&opt.state[0].0, &pa, &format!("{at}: p's E[g^2]"));
+                assert_close(&opt.state[0].1, &pb, &format!("{at}: p's E[dx^2]"));
+                assert_close(&q, &qe, &format!("{at}: q"));
+                assert_close(&opt.state[1].0, &qa, &format!("{at}: q's E[g^2]"));
+                assert_close(&opt.state[1].1, &qb, &format!("{at}: q's E[dx^2]"));
+            }
+            // The reference moved every element with a gradient by more than the tolerance.
+            let moved = values(&p).iter().zip([0.01f32, -0.02, 0.0, 0.005, 0.03, -0.01]).all(|(a, b)| (a - b as f64).abs() > 1e-4);
+            assert!(moved, "lr {lr}: {p:?}");
+        }
+    }
+
+    /// LazyAdadelta against PyTorch's formulas in f64, step by step: a row a
+    /// batch uses gets an Adadelta step with its accumulators first
+    /// multiplied by rho^k for the k steps since its last update (the decay a
+    /// dense step with a zero gradient would have applied); a row it does not
+    /// use is left as it is. Rows: 0 pad (zero gradient), 1 used at steps
+    /// 1-3, 2 at steps 1 and 4 (two skipped: rho^2), 3 first at step 3.
+    #[test]
+    fn lazy_adadelta_matches_pytorch_formulas() {
+        let _g = crate::tests::torch_lock();
+        let cfg = Config::default();
+        let (rho, eps, lr) = (cfg.rho, cfg.eps, cfg.lr());
+        let start = [0.0f32, 0.0, 0.0, 0.01, -0.02, 0.005, 0.03, -0.01, 0.02, -0.005, 0.015, 0.0];
+        let m = Tensor::from_slice(&start).view([4, 3]);
+        let mut lazy = LazyAdadelta::new(&m, &cfg);
+        let mut pe = values(&m);
+        let (mut acc_g, mut acc_dx) = (vec![0.0; 12], vec![0.0; 12]);
+        let mut last = [0i32; 4];
+        // (token ids, the rows gather gives, each row's gradient)
+        type Step<'a> = (&'a [i64], &'a [i64], &'a [[f32; 3]]);
+        let steps: [Step; 4] = [
+            (&[1, 2, 1], &[0, 1, 2], &[[0.0; 3], [0.5, -1.0, 2.0], [0.25, 1e-3, -3.0]]),
+            (&[1, 0], &[0, 1], &[[0.0; 3], [0.5, 0.75, -2.0]]),
+            (&[3, 1], &[0, 1, 3], &[[0.0; 3], [-0.25, 0.0, 0.125], [4.0, -1e-4, 1.5]]),
+            (&[2, 3, 3], &[0, 2, 3], &[[0.0; 3], [1.0, -0.5, 2e-3], [-1.0, 0.5, 0.0]]),
+        ];
+        for (k, (x, ids, grad)) in steps.iter().enumerate() {
+            let step = k as i32 + 1;
+            let batch = BatchRows::gather(&m, &Tensor::from_slice(x).view([1, x.len() as i64]));
+            assert_eq!(Vec::<i64>::try_from(&batch.ids).unwrap(), ids.to_vec(), "step {step}: the rows used");
+            let g: Vec<f32> = grad.iter().flatten().copied().collect();
+            let before = m.copy();
+            lazy.step(&m, &batch, &Tensor::from_slice(&g).view([ids.len() as i64, 3]));
+            for (r, &row) in ids.iter().enumerate() {
+                let row = row as usize;
+                let skipped = step - 1 - last[row];
+                for j in 0..3 {
+                    let i = row * 3 + j;
+                    acc_g[i] *= rho.powi(skipped);
+                    acc_dx[i] *= rho.powi(skipped);
+                    adadelta_ref(&mut pe[i], grad[r][j] as f64, &mut acc_g[i], &mut acc_dx[i], rho, eps, lr);
+                }
+                last[row] = step;
+            }
+            assert_close(&m, &pe, &format!("step {step}: matrix"));
+            // The rows the batch did not use: untouched, bit for bit.
+            for row in (0..4).filter(|r| !ids.contains(r)) {
+                assert!(m.get(row).equal(&before.get(row)), "step {step}: row {row} moved");
+            }
+            // Accumulators of the rows just used are up to date.
+            for &row in ids.iter() {
+                let r = row as usize * 3..row as usize * 3 + 3;
+                assert_close(&lazy.acc_g.get(row), &acc_g[r.clone()], &format!("step {step}: row {row} E[g^2]"));
+                assert_close(&lazy.acc_dx.get(row), &acc_dx[r], &format!("step {step}: row {row} E[dx^2]"));
+            }
+        }
+        assert_eq!(values(&m)[..3], [0.0; 3], "the pad row moved");
+        // Row 2's step 4 used E[g^2] and E[dx^2] decayed by rho^2: without the
+        // decay its update would differ by more than the tolerance.
+        let mut p = start[7] as f64;
+        let (mut a, mut b) = (0.0, 0.0);
+        adadelta_ref(&mut p, 1e-3, &mut a, &mut b, rho, eps, lr);
+        adadelta_ref(&mut p, -0.5, &mut a, &mut b, rho, eps, lr);
+        assert!((p - pe[7]).abs() > 1e-6 * pe[7].abs() + 1e-9, "the rho^2 decay is not visible in row 2: {p} vs {}", pe[7]);
+    }
 }

@@ -74,7 +74,7 @@ fn every_variant_learns_a_toy_problem_and_selects_on_dev() {
             let mut c = cfg(variant);
             c.pad = pad;
             let mut seen = 0;
-            let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_| seen += 1).unwrap();
+            let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_, _| seen += 1).unwrap();
             assert_eq!(seen, 6);
             let best = out.history.iter().map(|e| e.dev_accuracy).fold(0.0, f64::max);
             assert_eq!(out.best_dev_accuracy, best);
@@ -97,9 +97,9 @@ fn static_embeddings_do_not_move_and_max_norm_holds() {
     let data = Dataset::new(&t, &v, &cfg(Variant::Static)).unwrap();
     let i = init(&v);
     let _ = i.get(0).fill_(0.0); // the network zeroes the pad row of any init
-    let out = train(&data, &i, 0.5, &cfg(Variant::Static), Device::Cpu, &mut |_| {}).unwrap();
+    let out = train(&data, &i, 0.5, &cfg(Variant::Static), Device::Cpu, &mut |_, _| {}).unwrap();
     assert!(out.model.emb.equal(&i));
-    let out = train(&data, &i, 0.5, &cfg(Variant::Multichannel), Device::Cpu, &mut |_| {}).unwrap();
+    let out = train(&data, &i, 0.5, &cfg(Variant::Multichannel), Device::Cpu, &mut |_, _| {}).unwrap();
     assert!(out.model.emb_static.as_ref().unwrap().equal(&i), "the static channel is frozen");
     assert!(!out.model.emb.equal(&i), "the other channel is fine-tuned");
     let norms = out.model.out_w.norm_scalaropt_dim(2, [1].as_slice(), false);
@@ -125,12 +125,18 @@ fn same_seed_same_bytes_and_a_round_trip() {
         best_dev_accuracy: 0.5,
         device: Some("cpu".into()),
         threads: Some(1),
+        numerics: Some(kimcnn_schema::NumericsRecord {
+            mode: kimcnn_schema::Numerics::Reproducible,
+            isa: "avx2".into(),
+            torch: "test".into(),
+            mkl: "test".into(),
+        }),
     };
     let mut files = Vec::new();
     for (k, seed) in [(0, 1), (1, 1), (2, 2)] {
         let mut c = c.clone();
         c.seed = seed;
-        let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_| {}).unwrap();
+        let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_, _| {}).unwrap();
         let p = d.path().join(format!("m{k}.safetensors"));
         save_model(&p, &out.model, &meta).unwrap();
         files.push(std::fs::read(&p).unwrap());
@@ -140,7 +146,7 @@ fn same_seed_same_bytes_and_a_round_trip() {
     let back = load_model(&d.path().join("m0.safetensors"), Device::Cpu).unwrap();
     assert_eq!(back.meta, meta);
     let x = data.batch(&data.test, Pad::Kim, 4, 5, Device::Cpu);
-    let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_| {}).unwrap();
+    let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_, _| {}).unwrap();
     assert!(back.model.forward(&x, false).allclose(&out.model.forward(&x, false), 1e-6, 1e-6, false));
 }
 
@@ -151,7 +157,7 @@ fn nan_loss_stops_naming_epoch_and_batch() {
     let v = vocab(&t);
     let data = Dataset::new(&t, &v, &cfg(Variant::Static)).unwrap();
     let bad = init(&v).fill_(f64::NAN);
-    let e = train(&data, &bad, 0.5, &cfg(Variant::Static), Device::Cpu, &mut |_| {}).unwrap_err().to_string();
+    let e = train(&data, &bad, 0.5, &cfg(Variant::Static), Device::Cpu, &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.starts_with("epoch 1 batch 1: the loss is NaN"), "{e}");
 }
 
@@ -174,4 +180,67 @@ fn refusals_and_truncation() {
     t2.tokens[3].clear();
     let d = Dataset::new(&t2, &v, &cfg(Variant::Rand)).unwrap();
     assert_eq!(d.empty, 1);
+}
+
+/// `table(n)` with a dev split that holds both classes (rows 7 and 8 of
+/// each ten; `table`'s own dev is all `pos`) and a quarter of the train
+/// labels flipped, so that dev accuracy moves from epoch to epoch.
+fn noisy_table(n: usize) -> TokensTable {
+    let mut t = table(n);
+    for i in 0..n {
+        if i % 10 == 7 {
+            t.split[i] = "dev".into();
+        }
+        if t.split[i] == "train" && (i / 10) % 4 == 0 {
+            t.label[i] = if t.label[i] == "pos" { "neg" } else { "pos" }.into();
+        }
+    }
+    t
+}
+
+/// The model `train` returns is a snapshot of the best-dev epoch, and a tie
+/// in dev accuracy goes to the later epoch (Kim's `>=`): re-scored on dev it
+/// gives that epoch's history row to the bit, not the last epoch's. Every
+/// run must select so; the runs must include one where the best accuracy is
+/// tied (with a later tied epoch winning) and is not the last epoch's (with
+/// these seeds: static and non-static, seed 4, dev 1.0 at epochs 2-9 and
+/// 0.95 at epoch 10).
+#[test]
+fn selection_returns_the_last_of_tied_best_dev_epochs() {
+    let _g = torch_lock();
+    tch::set_num_threads(1);
+    let t = noisy_table(200);
+    let v = vocab(&t);
+    let mut exercised = Vec::new();
+    for variant in [Variant::Static, Variant::NonStatic] {
+        for seed in [4, 1, 2, 3] {
+            let c = Config { epochs: 10, seed, ..cfg(variant) };
+            let data = Dataset::new(&t, &v, &c).unwrap();
+            assert_eq!(data.dev.len(), 40);
+            let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, &mut |_, _| {}).unwrap();
+            let h = &out.history;
+            let at = format!("{variant:?} seed {seed}: {:?}", h.iter().map(|e| e.dev_accuracy).collect::<Vec<_>>());
+            assert_eq!(h.len(), 10, "{at}");
+            assert!(h.iter().enumerate().all(|(k, e)| e.epoch == k + 1), "{at}");
+            let best = h.iter().map(|e| e.dev_accuracy).fold(f64::NEG_INFINITY, f64::max);
+            let tied: Vec<usize> = h.iter().filter(|e| e.dev_accuracy == best).map(|e| e.epoch).collect();
+            let last_best = *tied.last().unwrap();
+            assert_eq!(out.best_epoch, last_best, "{at}: ties go to the later epoch");
+            assert_eq!(out.best_dev_accuracy, best, "{at}");
+            // The same weights give the same numbers, to the bit.
+            let row = &h[out.best_epoch - 1];
+            let rescored = crate::train::loss_and_accuracy(&out.model, &data, &data.dev, &c, Device::Cpu);
+            assert_eq!(rescored, (row.dev_loss, row.dev_accuracy), "{at}: not epoch {}'s model", out.best_epoch);
+            let last = h.last().unwrap();
+            if out.best_epoch < last.epoch {
+                assert_ne!(rescored, (last.dev_loss, last.dev_accuracy), "{at}: the last epoch's model");
+            }
+            if tied.len() > 1 && out.best_epoch < last.epoch {
+                exercised.push((variant, seed, tied));
+            }
+        }
+    }
+    // Both the tie rule and the snapshot (best before the last epoch) were put to the test.
+    assert!(exercised.iter().any(|(v, s, _)| (*v, *s) == (Variant::Static, 4)), "{exercised:?}");
+    assert!(exercised.iter().any(|(v, s, _)| (*v, *s) == (Variant::NonStatic, 4)), "{exercised:?}");
 }

@@ -1,6 +1,6 @@
 use std::time::Instant;
 
-use kimcnn_schema::EpochRow;
+use kimcnn_schema::{EpochRow, EpochTiming};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
@@ -13,6 +13,8 @@ pub struct TrainOutcome {
     /// The weights of the best-dev epoch.
     pub model: KimCnn,
     pub history: Vec<EpochRow>,
+    /// How long each epoch's training took.
+    pub timings: Vec<EpochTiming>,
     pub best_epoch: usize,
     pub best_dev_accuracy: f64,
 }
@@ -27,9 +29,9 @@ pub fn train(
     rand_a: f64,
     cfg: &Config,
     device: Device,
-    on_epoch: &mut dyn FnMut(&EpochRow),
+    on_epoch: &mut dyn FnMut(&EpochRow, &EpochTiming),
 ) -> Result<TrainOutcome> {
-    cfg.check().map_err(TrainError::Config)?;
+    cfg.clone().check().map_err(TrainError::Config)?;
     tch::manual_seed(cfg.seed as i64);
     if let Device::Cuda(_) = device {
         tch::Cuda::manual_seed_all(cfg.seed);
@@ -51,7 +53,7 @@ pub fn train(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let side = cfg.side_pad();
     let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
-    let mut history = Vec::new();
+    let (mut history, mut timings) = (Vec::new(), Vec::new());
     let mut best: Option<(usize, f64, KimCnn)> = None;
     let mut since_best = 0;
     for epoch in 1..=cfg.epochs {
@@ -93,17 +95,12 @@ pub fn train(
         }
         let seconds = t0.elapsed().as_secs_f64();
         let (dev_loss, dev_accuracy) = loss_and_accuracy(&model, data, &data.dev, cfg, device);
-        let e = EpochRow {
-            epoch,
-            train_loss: loss_sum / seen as f64,
-            train_accuracy: correct as f64 / seen as f64,
-            dev_loss,
-            dev_accuracy,
-            seconds,
-            sentences_per_s: seen as f64 / seconds,
-        };
-        on_epoch(&e);
+        let e =
+            EpochRow { epoch, train_loss: loss_sum / seen as f64, train_accuracy: correct as f64 / seen as f64, dev_loss, dev_accuracy };
+        let t = EpochTiming { epoch, seconds, sentences_per_s: seen as f64 / seconds };
+        on_epoch(&e, &t);
         history.push(e);
+        timings.push(t);
         if best.as_ref().is_none_or(|(_, acc, _)| dev_accuracy >= *acc) {
             best = Some((epoch, dev_accuracy, model.snapshot()));
             since_best = 0;
@@ -115,7 +112,7 @@ pub fn train(
         }
     }
     let (best_epoch, best_dev_accuracy, model) = best.expect("at least one epoch");
-    Ok(TrainOutcome { model, history, best_epoch, best_dev_accuracy })
+    Ok(TrainOutcome { model, history, timings, best_epoch, best_dev_accuracy })
 }
 
 /// Mean cross-entropy and accuracy on `rows`, in eval mode, 1000 at a time.

@@ -11,6 +11,7 @@
 //! Its own package, so that only it links libtorch (its build script gives
 //! it an rpath to torch's lib dir, and libtorch_cuda where there is one).
 
+mod numerics;
 mod predict;
 mod stages;
 

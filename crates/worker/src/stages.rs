@@ -3,13 +3,18 @@
 use std::path::Path;
 
 use kimcnn_embed::Embeddings;
-use kimcnn_schema::worker::{WorkerJob, WorkerResult, PROGRESS};
-use kimcnn_schema::{Config, EvaluateParams, Metrics, ModelMeta, RandA, TokenizeSummary, TrainSummary, Variant};
+use kimcnn_schema::worker::{EpochProgress, WorkerJob, WorkerResult, PROGRESS};
+use kimcnn_schema::{
+    effective_numerics, Config, EvaluateParams, Metrics, ModelMeta, Numerics, NumericsRecord, RandA, TokenizeSummary, TrainSummary,
+    TrainTimings, Variant,
+};
 use kimcnn_tokenize::TokensTable;
 use kimcnn_train::{Dataset, SavedModel, TrainError};
 use kimcnn_vocab::Vocab;
 use serde::de::DeserializeOwned;
 use tch::{Kind, Tensor};
+
+use crate::numerics;
 
 /// How a run failed: the result file's outcome.
 type R<T> = Result<T, WorkerResult>;
@@ -39,18 +44,31 @@ fn train_error(e: TrainError) -> WorkerResult {
 pub fn run(kind: &str, job_file: Option<&str>) -> Result<(), String> {
     let job_file = Path::new(job_file.ok_or("no job file")?);
     match kind {
-        "train" => run_job(job_file, train),
-        "evaluate" => run_job(job_file, evaluate),
+        "train" => run_job(job_file, |p: &Config| p.numerics, train),
+        "evaluate" => run_job(job_file, |p: &EvaluateParams| p.numerics, evaluate),
         other => Err(format!("no stage kind `{other}` in this worker")),
     }
 }
 
-fn run_job<P: DeserializeOwned>(job_file: &Path, f: fn(&WorkerJob<P>, tch::Device) -> R<String>) -> Result<(), String> {
+/// Runs a job in its numerics mode (re-executing this process with the
+/// pinned environment first, where it needs one).
+fn run_job<P: DeserializeOwned>(
+    job_file: &Path,
+    mode: fn(&P) -> Numerics,
+    f: fn(&WorkerJob<P>, tch::Device, &NumericsRecord) -> R<String>,
+) -> Result<(), String> {
     let job: WorkerJob<P> = kimcnn_schema::read_json(job_file).map_err(|e| e.to_string())?;
-    tch::set_num_threads(job.threads.max(1) as i32);
-    let result = match kimcnn_train::parse_device(&job.device).map_err(train_error).and_then(|device| f(&job, device)) {
-        Ok(device) => WorkerResult::Done { device },
+    let mode = effective_numerics(mode(&job.params), &job.device);
+    let result = match numerics::enter(mode).and_then(|()| numerics::device(mode, &job.device)).map_err(bad) {
         Err(e) => e,
+        Ok(device) => {
+            tch::set_num_threads(job.threads.max(1) as i32);
+            let numerics = numerics::record(mode);
+            match kimcnn_train::parse_device(device).map_err(train_error).and_then(|device| f(&job, device, &numerics)) {
+                Ok(device) => WorkerResult::Done { device, numerics: Some(numerics) },
+                Err(e) => e,
+            }
+        }
     };
     kimcnn_schema::write_json(&job.result, &result).map_err(|e| e.to_string())?;
     match result {
@@ -64,8 +82,15 @@ fn input<'a, P>(job: &'a WorkerJob<P>, name: &str) -> R<&'a Path> {
     job.inputs.get(name).map(|p| p.as_path()).ok_or_else(|| bad(format!("no input `{name}`")))
 }
 
-fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
+fn output<'a, P>(job: &'a WorkerJob<P>, name: &str) -> R<&'a Path> {
+    job.outputs.get(name).map(|p| p.as_path()).ok_or_else(|| bad(format!("no output `{name}` in the job")))
+}
+
+fn train(job: &WorkerJob<Config>, device: tch::Device, numerics: &NumericsRecord) -> R<String> {
     let cfg = &job.params;
+    for o in ["model", "history", "summary", "timings"] {
+        output(job, o)?;
+    }
     let table = TokensTable::read(input(job, "tokens")?).map_err(bad)?;
     let vocab_path = input(job, "vocab")?;
     let vocab = Vocab::read(vocab_path).map_err(bad)?;
@@ -95,8 +120,9 @@ fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
     let flat: Vec<f32> = emb.matrix.iter().copied().collect();
     let matrix = Tensor::from_slice(&flat).view([v as i64, d as i64]).to_kind(Kind::Float);
     let t0 = std::time::Instant::now();
-    let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, &mut |e| {
-        println!("{PROGRESS}{}", serde_json::to_string(e).unwrap_or_default());
+    let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, &mut |row, timing| {
+        let line = EpochProgress { row: row.clone(), timing: timing.clone() };
+        println!("{PROGRESS}{}", serde_json::to_string(&line).unwrap_or_default());
     })
     .map_err(train_error)?;
     let (device, threads) = (kimcnn_train::device_name(device), tch::get_num_threads() as usize);
@@ -110,10 +136,11 @@ fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
         best_dev_accuracy: out.best_dev_accuracy,
         device: Some(device.clone()),
         threads: Some(threads),
+        numerics: Some(numerics.clone()),
     };
-    kimcnn_train::save_model(&job.outputs["model"], &out.model, &meta).map_err(failed)?;
-    kimcnn_schema::write_history(&job.outputs["history"], &out.history).map_err(failed)?;
-    let mut rates: Vec<f64> = out.history.iter().map(|e| e.sentences_per_s).collect();
+    kimcnn_train::save_model(output(job, "model")?, &out.model, &meta).map_err(failed)?;
+    kimcnn_schema::write_history(output(job, "history")?, &out.history).map_err(failed)?;
+    let mut rates: Vec<f64> = out.timings.iter().map(|e| e.sentences_per_s).collect();
     rates.sort_by(f64::total_cmp);
     let summary = TrainSummary {
         dataset: cfg.dataset.clone(),
@@ -133,10 +160,12 @@ fn train(job: &WorkerJob<Config>, device: tch::Device) -> R<String> {
         init,
         device: device.clone(),
         threads,
-        seconds: t0.elapsed().as_secs_f64(),
-        median_train_sentences_per_s: rates[rates.len() / 2],
+        numerics: numerics.clone(),
     };
-    kimcnn_schema::write_json(&job.outputs["summary"], &summary).map_err(failed)?;
+    kimcnn_schema::write_json(output(job, "summary")?, &summary).map_err(failed)?;
+    let timings =
+        TrainTimings { seconds: t0.elapsed().as_secs_f64(), median_train_sentences_per_s: rates[rates.len() / 2], epochs: out.timings };
+    kimcnn_schema::write_json(output(job, "timings")?, &timings).map_err(failed)?;
     Ok(device)
 }
 
@@ -158,7 +187,7 @@ pub fn load_checked(model: &Path, vocab_path: &Path, device: tch::Device) -> Res
     Ok((saved, vocab))
 }
 
-fn evaluate(job: &WorkerJob<EvaluateParams>, device: tch::Device) -> R<String> {
+fn evaluate(job: &WorkerJob<EvaluateParams>, device: tch::Device, _: &NumericsRecord) -> R<String> {
     let (saved, vocab) = load_checked(input(job, "model")?, input(job, "vocab")?, device).map_err(bad)?;
     let table = TokensTable::read(input(job, "tokens")?).map_err(bad)?;
     let cfg = &saved.meta.config;
@@ -171,8 +200,8 @@ fn evaluate(job: &WorkerJob<EvaluateParams>, device: tch::Device) -> R<String> {
         )));
     }
     let (preds, confusion) = kimcnn_train::evaluate(&saved.model, &data, &data.test, cfg, device);
-    kimcnn_schema::write_predictions(&job.outputs["predictions"], &preds).map_err(failed)?;
+    kimcnn_schema::write_predictions(output(job, "predictions")?, &preds).map_err(failed)?;
     let metrics = Metrics::from_confusion(&saved.meta, confusion);
-    kimcnn_schema::write_json(&job.outputs["metrics"], &metrics).map_err(failed)?;
+    kimcnn_schema::write_json(output(job, "metrics")?, &metrics).map_err(failed)?;
     Ok(kimcnn_train::device_name(device))
 }

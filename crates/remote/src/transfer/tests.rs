@@ -44,6 +44,7 @@ fn record(store: &Store, name: &str, n: usize, big: bool) -> RunRecord {
         finished: 0,
         seconds: 0.0,
         device: None,
+        ran_with: Default::default(),
     };
     store.write_run(&rec).unwrap();
     rec
