@@ -102,6 +102,8 @@ accuracy: build
 	@mkdir -p bench/out
 	$(VENV)/bin/python bench/accuracy.py --kimcnn $(BIN) --shared ../shared --work $$(mktemp -d) --out bench/out/accuracy
 	$(VENV)/bin/python bench/mr_folds.py --kimcnn $(BIN) --python $(VENV)/bin/python --shared ../shared --work $$(mktemp -d) --out bench/out/mr_folds
+	$(VENV)/bin/python bench/mr_folds.py --kimcnn $(BIN) --python $(VENV)/bin/python --shared ../shared --work $$(mktemp -d) --out bench/out/mr_folds_rand_kim --variants rand --unk-a 0.25
+	$(VENV)/bin/python bench/report.py --out-dir bench/out
 
 clean:
 	cargo clean

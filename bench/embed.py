@@ -13,8 +13,12 @@ import os
 import random
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+sys.dont_write_bytecode = True  # nothing written beside the bench scripts
+import provenance  # noqa: E402  (bench/provenance.py)
 
 WORDS, DIM, VOCAB = 3_000_000, 300, 18_765
 
@@ -73,7 +77,9 @@ def main():
 """)
     subprocess.run([a.kimcnn, "run"], cwd=proj, check=True, stdout=subprocess.DEVNULL)
     obj = (proj / "artifacts/out/vectors/data").resolve()
-    res = {"file_bytes": size, "words": WORDS, "dim": DIM, "vocab": VOCAB, "runs": []}
+    versions = provenance.collect(kimcnn=provenance.kimcnn(a.kimcnn),
+                                  gensim=provenance.python_module(a.gensim_python, "gensim"))
+    res = {"file_bytes": size, "words": WORDS, "dim": DIM, "vocab": VOCAB, "versions": versions, "runs": []}
     for _ in range(a.reps):
         subprocess.run(["cat", str(obj)], stdout=subprocess.DEVNULL, check=True)
         wall, rss = timed([a.kimcnn, "run", "embed", "--force"], cwd=proj)
@@ -106,6 +112,8 @@ def main():
         f"Ratios: gensim / kimcnn run wall = {g_wall / med('kimcnn_wall_s'):.1f}x; "
         f"embed stage vs cat = {med('cat_s') / med('embed_stage_s'):.2f}x cat's speed; "
         f"peak RSS = {med('peak_rss_mb') / matrix_mb:.1f}x the output matrix.",
+        "",
+        provenance.markdown(versions),
     ]
     Path(a.out + ".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

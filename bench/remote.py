@@ -11,8 +11,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+sys.dont_write_bytecode = True  # nothing written beside the bench scripts
+import provenance  # noqa: E402  (bench/provenance.py)
 
 KEY, SECRET = "bench-key", "bench-secret-0123456789"
 
@@ -72,7 +76,9 @@ def main():
         subprocess.run([a.kimcnn, "run", "--jobs", "2"], cwd=a_dir, env=env, check=True, stdout=subprocess.DEVNULL)
         objects = [p for p in (a_dir / "artifacts/objects").rglob("*") if p.is_file()]
         n, size = len(objects), sum(p.stat().st_size for p in objects)
-        res = {"objects": n, "bytes": size}
+        versions = provenance.collect(kimcnn=provenance.kimcnn(a.kimcnn), aws=provenance.first_line([a.aws, "--version"]),
+                                      s3_server=provenance.first_line([a.server, "--version"]))
+        res = {"objects": n, "bytes": size, "versions": versions}
         res["kimcnn_push_s"] = timed([a.kimcnn, "push"], cwd=a_dir, env=env)
         res["kimcnn_push_again_s"] = timed([a.kimcnn, "push"], cwd=a_dir, env=env)
         b_dir.mkdir()
@@ -98,7 +104,8 @@ def main():
           "| | kimcnn | `aws s3 sync` | ratio (aws / kimcnn) |", "|---|---|---|---|",
           row("push (empty remote)", "kimcnn_push_s", "aws_push_s"),
           row("push again (nothing to send)", "kimcnn_push_again_s", "aws_push_again_s"),
-          row("pull (empty store / directory)", "kimcnn_pull_s", "aws_pull_s")]
+          row("pull (empty store / directory)", "kimcnn_pull_s", "aws_pull_s"),
+          "", provenance.markdown(versions)]
     Path(a.out + ".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark, each against its baseline measured in the
-# same run on the same machine. Results: bench/out/*.json and *.md (pasted
-# into BENCHMARKS.md). Baseline tools go to a per-user cache, not the repo.
+# same run on the same machine. Results: bench/out/*.json and *.md, assembled
+# by bench/report.py into bench/out/BENCHMARKS.generated.md (the source of
+# BENCHMARKS.md's tables). Every script works in a scratch directory ($WORK)
+# and writes only its results into bench/out/; baseline tools go to a
+# per-user cache, not the repo.
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ beside the scripts
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/kimcnn
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/kimcnn
@@ -54,7 +58,8 @@ python3 "$ROOT/bench/train.py" \
   --shared "$ROOT/../shared" \
   --work "$WORK" \
   --out "$OUT/train" \
-  --epochs "${TRAIN_BENCH_EPOCHS:-5}"
+  --epochs "${TRAIN_BENCH_EPOCHS:-5}" \
+  --reps "${TRAIN_BENCH_REPS:-3}"
 
 # Push and pull to a local S3 server (s3s-fs), against `aws s3 sync` of the same files.
 python3 "$ROOT/bench/remote.py" \
@@ -63,3 +68,19 @@ python3 "$ROOT/bench/remote.py" \
   --aws "$CACHE/bench-venv/bin/aws" \
   --work "$WORK" \
   --out "$OUT/remote"
+
+# Reproducible numerics: which kernel pins change a model's bytes, the same bytes on
+# other CPUs (emulated by qemu-user, installed from Debian where missing), and the cost.
+if ! command -v qemu-x86_64 >/dev/null; then
+  echo "installing qemu-user (emulated CPUs for bench/numerics.py)"
+  { apt-get update -qq && apt-get install -y -qq qemu-user >/dev/null; } || echo "no qemu-user: the other-CPU rows are skipped"
+fi
+python3 "$ROOT/bench/numerics.py" \
+  --kimcnn "$BIN" \
+  --project "$ROOT" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/numerics"
+
+# One file with every section and the run's date, machine and commit.
+python3 "$ROOT/bench/report.py" --out-dir "$OUT"
