@@ -206,7 +206,7 @@ def main():
 
 
 def markdown(r):
-    out = [f"## Reproducible numerics\n\n`bench/numerics.py`, {r['cpu']}, {r['kimcnn']}; TREC {r['epochs']} epochs, 1 thread.\n"]
+    out = [f"`bench/numerics.py`, {r['cpu']}, {r['kimcnn']}; TREC {r['epochs']} epochs, 1 thread.\n"]
     base = r["pins"][0]["weights"]
     out.append("| setting (`train.trec.static`) | weights (SHA-256 of the tensors, first 12) | same as default |\n|---|---|---|")
     for p in r["pins"]:

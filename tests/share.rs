@@ -382,8 +382,11 @@ fn push_refuses_a_corrupt_local_object_and_verify_remote_finds_a_missing_one() {
     let rec_path = server.root.path().join(format!("team/kimcnn/runs/{key}.json"));
     let rec = std::fs::read_to_string(&rec_path).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&rec).unwrap();
+    // As if a teammate had computed `one` with other bytes: the remote has their record and not our object.
+    let ours = v["outputs"]["out"].as_str().unwrap().to_string();
     v["outputs"]["out"] = serde_json::Value::String(lost.clone());
     std::fs::write(&rec_path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    std::fs::remove_file(remote_object(server.root.path(), &ours)).unwrap();
     let b = clone_of(common::CHAIN, &s3_config(&server, "team"));
     b.write("pipeline.lock", &lock);
     let r = s3(&b, &["pull", "one"]);

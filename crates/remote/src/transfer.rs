@@ -321,7 +321,10 @@ impl Remote {
             let published = self.existing(records.iter().map(|r| self.run_loc(&r.key)).collect()).await?;
             for r in records {
                 if published.contains(&self.run_loc(&r.key)) {
-                    if self.fetch_record(&r.key).await?.is_some_and(|theirs| theirs.outputs != r.outputs) {
+                    // A record whose objects the remote lacked may name other bytes: read it
+                    // (only then, so a push with nothing to send reads no records).
+                    let lacked = r.outputs.values().any(|id| missing.contains(&id));
+                    if lacked && self.fetch_record(&r.key).await?.is_some_and(|theirs| theirs.outputs != r.outputs) {
                         report.conflicts.push(r.key.clone());
                     }
                     continue;

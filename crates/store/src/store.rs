@@ -416,8 +416,7 @@ impl Store {
     }
 }
 
-/// Writes a file atomically: temp file beside it, fsync, rename.
-/// Writes a file atomically (temp file, fsync, rename); `what` names it for
+/// Writes a file atomically (temp file beside it, fsync, rename); `what` names it for
 /// [`crate::kill_point`] (`<what>:before-rename`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], what: &str) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -436,13 +435,18 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
+/// Opens up the directories under `p` so `remove_dir_all` can empty them.
+/// Files keep their mode (removing one needs only its directory writable):
+/// a scratch store holds hard links to the store's read-only objects
+/// (`verify --recompute`), whose mode must not change.
 fn make_writable(p: &Path) -> std::io::Result<()> {
-    if p.is_dir() {
+    if fs::symlink_metadata(p)?.is_dir() {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755))?;
         for e in fs::read_dir(p)? {
             make_writable(&e?.path())?;
         }
     }
-    fs::set_permissions(p, fs::Permissions::from_mode(if p.is_dir() { 0o755 } else { 0o644 }))
+    Ok(())
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -549,6 +553,24 @@ mod tests {
         let rep = s.gc(&keep, Some(&BTreeSet::new()), false).unwrap();
         assert_eq!(rep.removed_runs, vec![key]);
         assert!(!s.has_object(&b));
+    }
+
+    #[test]
+    fn gc_of_a_dead_scratch_store_leaves_hard_linked_objects_read_only() {
+        let (_d, s) = store();
+        let a = s.commit_bytes(b"a").unwrap();
+        // A killed `verify --recompute` left a scratch store whose objects are hard links to ours.
+        let dead = s.root().join("tmp/verify.1.2");
+        let inner = Store::open(dead.join("store")).unwrap();
+        fs::create_dir_all(inner.object_path(&a).parent().unwrap()).unwrap();
+        fs::hard_link(s.object_path(&a), inner.object_path(&a)).unwrap();
+        fs::set_permissions(dead.join("store/objects"), fs::Permissions::from_mode(0o555)).unwrap();
+        let rep = s.gc(&BTreeSet::from([a.clone()]), None, false).unwrap();
+        assert_eq!(rep.removed_scratch, 1);
+        assert!(!dead.exists());
+        let mode = fs::metadata(s.object_path(&a)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o444, "the object stays read-only");
+        assert!(s.check_object(&a).unwrap());
     }
 
     #[test]
