@@ -319,11 +319,12 @@ impl Remote {
             report.objects_sent = sent;
             report.bytes_sent = bytes;
             let published = self.existing(records.iter().map(|r| self.run_loc(&r.key)).collect()).await?;
+            let lacking: BTreeSet<&ObjectId> = missing.iter().copied().collect();
             for r in records {
                 if published.contains(&self.run_loc(&r.key)) {
                     // A record whose objects the remote lacked may name other bytes: read it
                     // (only then, so a push with nothing to send reads no records).
-                    let lacked = r.outputs.values().any(|id| missing.contains(&id));
+                    let lacked = r.outputs.values().any(|id| lacking.contains(id));
                     if lacked && self.fetch_record(&r.key).await?.is_some_and(|theirs| theirs.outputs != r.outputs) {
                         report.conflicts.push(r.key.clone());
                     }

@@ -22,7 +22,9 @@ extern "C" {
 /// answer is the truth, as MKL's own.
 #[no_mangle]
 pub extern "C" fn mkl_serv_intel_cpu_true() -> c_int {
-    c_int::from(Numerics::Reproducible.env_is_set() || genuine_intel())
+    // Asked by MKL, possibly on every call: decided once per process.
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    c_int::from(*ANSWER.get_or_init(|| Numerics::Reproducible.env_is_set() || genuine_intel()))
 }
 
 fn genuine_intel() -> bool {
