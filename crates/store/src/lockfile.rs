@@ -12,6 +12,32 @@ fn one_line(e: &serde_yaml::Error) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Why a lock's text does not parse, on one line: a merge conflict marker,
+/// invalid YAML, a document that is not a lock's mapping, or a misplaced or
+/// mistyped field (with its line).
+fn diagnose(text: &str, e: &serde_yaml::Error) -> String {
+    if let Some(n) = text.lines().position(|l| l.starts_with("<<<<<<<")) {
+        return format!(
+            "line {}: a merge conflict marker (`<<<<<<<`): resolve the conflict, or take one side and rerun `kimcnn run`",
+            n + 1
+        );
+    }
+    let found = match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Err(e) => return format!("not valid YAML: {}", one_line(&e)),
+        Ok(serde_yaml::Value::Mapping(_)) => None,
+        Ok(serde_yaml::Value::Null) => return "the file is empty (delete it: `kimcnn run` writes a new one)".into(),
+        Ok(serde_yaml::Value::Bool(_)) => Some("a boolean"),
+        Ok(serde_yaml::Value::Number(_)) => Some("a number"),
+        Ok(serde_yaml::Value::String(_)) => Some("a string"),
+        Ok(serde_yaml::Value::Sequence(_)) => Some("a list"),
+        Ok(serde_yaml::Value::Tagged(_)) => Some("a tagged value"),
+    };
+    match found {
+        Some(found) => format!("expected a mapping with `schema` and `stages`, found {found}"),
+        None => one_line(e).replace("expected struct LockEntry", "expected a stage's entry (a mapping)"),
+    }
+}
+
 /// `pipeline.lock`: what each stage last ran as. Plain YAML with sorted keys,
 /// so it diffs well in git; two teammates with the same lock and a shared
 /// remote have the same artifacts.
@@ -56,29 +82,9 @@ impl Lockfile {
     /// (with its line), a schema this version does not read.
     pub fn parse(text: &str, path: &Path) -> Result<Lockfile> {
         let bad = |message: String| StoreError::BadLock { path: path.to_path_buf(), message };
-        if let Some(n) = text.lines().position(|l| l.starts_with("<<<<<<<")) {
-            return Err(bad(format!(
-                "line {}: a merge conflict marker (`<<<<<<<`): resolve the conflict, or take one side and rerun `kimcnn run`",
-                n + 1
-            )));
-        }
-        let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| bad(format!("not valid YAML: {}", one_line(&e))))?;
-        let found = match doc {
-            serde_yaml::Value::Mapping(_) => None,
-            serde_yaml::Value::Null => {
-                return Err(bad("the file is empty (delete it: `kimcnn run` writes a new one)".into()));
-            }
-            serde_yaml::Value::Bool(_) => Some("a boolean"),
-            serde_yaml::Value::Number(_) => Some("a number"),
-            serde_yaml::Value::String(_) => Some("a string"),
-            serde_yaml::Value::Sequence(_) => Some("a list"),
-            serde_yaml::Value::Tagged(_) => Some("a tagged value"),
-        };
-        if let Some(found) = found {
-            return Err(bad(format!("expected a mapping with `schema` and `stages`, found {found}")));
-        }
-        let lock: Lockfile = serde_yaml::from_str(text)
-            .map_err(|e| bad(one_line(&e).replace("expected struct LockEntry", "expected a stage's entry (a mapping)")))?;
+        // One parse on the common path (every run reads the lock); the
+        // diagnosis of a bad one only when it fails.
+        let lock: Lockfile = serde_yaml::from_str(text).map_err(|e| bad(diagnose(text, &e)))?;
         if lock.schema != 1 {
             return Err(bad(format!("schema {} is not one this kimcnn reads (1): written by another version of kimcnn?", lock.schema)));
         }
