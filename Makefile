@@ -20,7 +20,7 @@ NUMERICS_SETS := --set train.numerics=$(NUMERICS) --set evaluate.numerics=$(NUME
 S3S_VERSION := 0.14.1
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
 
-.PHONY: all setup build test lint bench accuracy data status paper clean check-torch check-s3s reproduce
+.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc clean check-torch check-s3s reproduce
 
 ## all: set up, build, and run the default pipeline
 all: build
@@ -88,6 +88,14 @@ lint: setup
 ## (93 trainings; many hours on 2 cores; reuses everything `make all` computed)
 paper: build
 	$(BIN) run --jobs $(JOBS) $(NUMERICS_SETS) --set mr_folds=10 --set 'paper_variants=[rand, static, non-static, multichannel]' --set 'nsmc_variants=[non-static]'
+
+## study: the origin project's study on MR fold 0 (variant x pad x epochs {10,15,20,30}; 8 trainings of 30 epochs)
+study: build
+	$(BIN) tune study.mr --jobs $(JOBS) --set 'mr_study=[0]'
+
+## study-nsmc: the same on NSMC (4 trainings of 30 epochs on 150k sentences; hours on 2 cores)
+study-nsmc: build
+	$(BIN) tune study.nsmc --jobs $(JOBS) --set 'nsmc_study=[on]'
 
 ## data: fetch, tokenize, vocabularies and embedding matrices of every data set
 data: build

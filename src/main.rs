@@ -7,6 +7,7 @@
 mod models;
 mod share;
 mod show;
+mod study;
 mod ui;
 mod verify;
 
@@ -29,7 +30,8 @@ fn registry() -> Registry {
         .register(kimcnn_embed::EmbedKind)
         .register(kimcnn_cnn::TrainKind)
         .register(kimcnn_cnn::EvaluateKind)
-        .register(kimcnn_report::AggregateKind);
+        .register(kimcnn_report::AggregateKind)
+        .register(kimcnn_study::StudyKind);
     r
 }
 
@@ -52,6 +54,7 @@ fn registry() -> Registry {
         kimcnn run --set train.epochs=10            a param of every train stage (a group prefix)\n  \
         kimcnn run --set train.mr.rand.fold0.epochs=3   a param of one stage a matrix expanded\n  \
         kimcnn run --device cuda                    train on a GPU: the same stages, not the same bytes\n  \
+        kimcnn tune study.mr --set 'mr_study=[0]'   a hyper-parameter study (off by default), then its best trials\n  \
         kimcnn status train                         what is stale, and why\n  \
         kimcnn show tokenize.trec                   a stage's outputs (tables, summaries, tensors)\n  \
         kimcnn dag --format mermaid                 the graph\n  \
@@ -107,6 +110,40 @@ enum Command {
         /// The remote for --pull [default: `default_remote`, or the only one declared].
         #[arg(long, requires = "pull")]
         remote: Option<String>,
+    },
+    /// Run a hyper-parameter study (a `study` stage) and show its best trials.
+    #[command(long_about = "Run a hyper-parameter study (a `study` stage of pipeline.yaml) and show its best trials.\n\n\
+        A study trains `train` runs over a search space (grid, random or TPE), `parallel` at a time, with optional \
+        early stopping (ASHA, median) on the dev accuracy each epoch reports. Every trial is cached like a train stage \
+        (the same params and inputs are the same key), so rerunning a study, or a trial that matches a train stage, \
+        computes nothing. Kill it at any point: `kimcnn tune` again continues from its journal. Searching \
+        `epochs: {choice: [10, 15, 20, 30]}` trains each point once, for 30 epochs, and reads the shorter budgets \
+        off its first epochs.\n\n\
+        Results: `kimcnn show STUDY` (trials.parquet: a row per trial per epoch; best.json: the best trial's full \
+        train params).")]
+    Tune {
+        /// The study stage (a name, group or glob selecting `study` stages).
+        study: String,
+        /// Rerun its trials' bookkeeping even when the study is cached (trials stay cached).
+        #[arg(long)]
+        force: bool,
+        /// Show what would run; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Thread budget (a trial trains on one thread; `parallel` in the study caps it) [default: cores].
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        /// Also list stages restored from the cache, and (without a terminal) a line per training epoch.
+        #[arg(short, long)]
+        verbose: bool,
+        /// auto, cpu, cuda or cuda:N (not part of any key).
+        #[arg(long)]
+        device: Option<String>,
+        /// How many of the best trials to list.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
     },
     /// Upload the objects and run records pipeline.lock names (or the named stages') to a remote.
     #[command(long_about = "Upload the objects and run records pipeline.lock names (or the named stages') to a remote.\n\n\
@@ -327,38 +364,34 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let project = Project::open(&cli)?;
     match cli.command {
-        Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose, device, pull, remote } => {
-            let t0 = Instant::now();
-            // Sets the `device` param of every stage whose kind has one; not part of any key.
+        Command::Tune { study, force, dry_run, sets, jobs, verbose, device, top } => {
             let plan = project.plan(&sets, device.as_deref())?;
-            let opts = RunOptions {
-                targets: stages,
-                downstream,
-                force,
-                dry_run,
-                jobs: jobs.unwrap_or_else(cores),
-                lock_path: project.lock_path(),
-                pull: match pull {
-                    true => Some(std::sync::Arc::new(share::RemoteFetch(share::open(&project, remote.as_deref())?))),
-                    false => None,
-                },
-                executor: None,
-            };
-            let display = ui::RunDisplay::new(verbose);
-            let result = kimcnn_pipeline::run(&plan, &project.registry, &project.env, &opts, &|e| display.event(e));
-            display.finish();
-            let summary = result?;
-            for (stage, id) in &summary.quarantined {
-                ui::line(&format!("warning: a corrupt input object {id} of stage {stage} was quarantined and recomputed"));
+            let named = plan.named(std::slice::from_ref(&study))?;
+            let studies: Vec<String> =
+                plan.stages.iter().zip(&named).filter(|(s, n)| **n && s.kind == "study").map(|(s, _)| s.name.clone()).collect();
+            if studies.is_empty() {
+                let all: Vec<&str> = plan.stages.iter().filter(|s| s.kind == "study").map(|s| s.name.as_str()).collect();
+                return Err(Failure(format!("`{study}` selects no `study` stage (pipeline.yaml has: {})", all.join(", ")), 2));
             }
-            use kimcnn_pipeline::Outcome as O;
-            let verb = if dry_run { "would run" } else { "ran" };
-            let ran = summary.count(|o| matches!(o, O::Ran { .. } | O::WouldRun));
-            let cached = summary.count(|o| matches!(o, O::Cached | O::CachedByOther));
-            let pulled = summary.count(|o| matches!(o, O::Pulled));
-            let pulled = if pull { format!(", {pulled} pulled") } else { String::new() };
-            ui::line(&format!("{ran} {verb}, {cached} cached{pulled} ({:.2} s)", t0.elapsed().as_secs_f64()));
+            run(&project, &plan, studies.clone(), false, force, dry_run, jobs, verbose, None)?;
+            if dry_run {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let lock = Lockfile::read(&project.lock_path())?;
+            for s in &studies {
+                if let Some(entry) = lock.stages.get(s) {
+                    println!("{}", study::summary(&project.env.store, s, entry, top).map_err(|e| Failure(e, 1))?);
+                }
+            }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose, device, pull, remote } => {
+            let plan = project.plan(&sets, device.as_deref())?;
+            let pull = match pull {
+                true => Some(share::open(&project, remote.as_deref())?),
+                false => None,
+            };
+            run(&project, &plan, stages, downstream, force, dry_run, jobs, verbose, pull)
         }
         Command::Status { stages, all, sets } => {
             let plan = project.plan(&sets, None)?;
@@ -418,6 +451,48 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
+/// `kimcnn run` (and `tune`): runs the plan's targets with a live display and a closing count.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    project: &Project,
+    plan: &Plan,
+    stages: Vec<String>,
+    downstream: bool,
+    force: bool,
+    dry_run: bool,
+    jobs: Option<usize>,
+    verbose: bool,
+    pull: Option<kimcnn_remote::Remote>,
+) -> Result<ExitCode, Failure> {
+    let t0 = Instant::now();
+    let pulling = pull.is_some();
+    let opts = RunOptions {
+        targets: stages,
+        downstream,
+        force,
+        dry_run,
+        jobs: jobs.unwrap_or_else(cores),
+        lock_path: project.lock_path(),
+        pull: pull.map(|r| std::sync::Arc::new(share::RemoteFetch(r)) as std::sync::Arc<dyn kimcnn_pipeline::Fetch>),
+        executor: None,
+    };
+    let display = ui::RunDisplay::new(verbose);
+    let result = kimcnn_pipeline::run(plan, &project.registry, &project.env, &opts, &|e| display.event(e));
+    display.finish();
+    let summary = result?;
+    for (stage, id) in &summary.quarantined {
+        ui::line(&format!("warning: a corrupt input object {id} of stage {stage} was quarantined and recomputed"));
+    }
+    use kimcnn_pipeline::Outcome as O;
+    let verb = if dry_run { "would run" } else { "ran" };
+    let ran = summary.count(|o| matches!(o, O::Ran { .. } | O::WouldRun));
+    let cached = summary.count(|o| matches!(o, O::Cached | O::CachedByOther));
+    let pulled = summary.count(|o| matches!(o, O::Pulled));
+    let pulled = if pulling { format!(", {pulled} pulled") } else { String::new() };
+    ui::line(&format!("{ran} {verb}, {cached} cached{pulled} ({:.2} s)", t0.elapsed().as_secs_f64()));
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The default thread budget: this machine's cores.
 fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -433,6 +508,11 @@ fn dag(plan: &Plan, format: DagFormat) -> String {
                 out.push_str(&format!("{} [{}] -> {}", s.name, s.kind, s.outputs.join(", ")));
                 if !ins.is_empty() {
                     out.push_str(&format!("  <- {}", ins.join(", ")));
+                }
+                if let Some(later) = &s.later {
+                    let mut from: Vec<&str> = later.refs.iter().map(|r| plan.stages[r.stage].name.as_str()).collect();
+                    from.dedup();
+                    out.push_str(&format!("  (params from {})", from.join(", ")));
                 }
                 out.push('\n');
             }
@@ -506,6 +586,12 @@ fn show(project: &Project, target: &str, rows: usize) -> Result<ExitCode, Failur
             println!();
         }
         println!("{stage} [{}]  key {}", entry.kind, entry.key.short());
+        if entry.kind == "study" && only.is_none() {
+            match study::summary(&project.env.store, stage, entry, 5) {
+                Ok(text) => println!("{text}"),
+                Err(e) => println!("(cannot summarise: {e})"),
+            }
+        }
         for (name, id) in entry.outputs.iter().filter(|(name, _)| only.is_none_or(|o| o == name.as_str())) {
             let path = project.env.store.object_path(id);
             if !path.is_file() {
@@ -590,6 +676,12 @@ mod tests {
             ),
             ("evaluate", json!({"device": "cuda:1"}), vec![], vec!["model", "tokens", "vocab"]),
             ("aggregate", json!({}), vec![], vec!["metrics.a"]),
+            (
+                "study",
+                json!({"base": {"dataset": "mr", "fold": 0}, "space": {"pad": {"choice": ["kim", "bucket"]}}, "stopper": {"asha": {}}}),
+                vec![],
+                vec!["tokens", "vocab", "embeddings"],
+            ),
         ];
         for (name, raw, outputs, inputs) in &cases {
             let kind = registry.get(name).unwrap();

@@ -120,18 +120,23 @@ impl RunDisplay {
                 let pb = bars.entry(stage.to_string()).or_insert_with(|| {
                     let pb = multi().add(ProgressBar::new(*total));
                     pb.set_style(
-                        ProgressStyle::with_template(&format!("{{prefix:>24}} {{bar:30}} {unit} {{pos}}/{{len}} {{msg}}"))
-                            .expect("valid template"),
+                        ProgressStyle::with_template(&format!(
+                            "{{prefix:>24}} {{bar:30}} {unit} {{pos}}/{{len}} [{{elapsed}}, eta {{eta}}] {{msg}}"
+                        ))
+                        .expect("valid template"),
                     );
                     pb.set_prefix(stage.to_string());
                     pb
                 });
+                let moved = pb.position() != *done;
                 pb.set_position(*done);
                 pb.set_message(message.clone());
-                if multi().is_hidden() && self.verbose {
+                // Without a terminal: a line per step when asked (-v), per trial ended always.
+                if multi().is_hidden() && (self.verbose || (*unit == "trial" && moved)) {
                     line(&format!("{unit:<10} {stage}  {done}/{total}  {message}"));
                 }
             }
+            Progress::Note(note) => line(&format!("{stage}: {note}")),
         }
     }
 

@@ -25,28 +25,9 @@ stages:
   results: {uses: aggregate, inputs: {metrics: 'evaluate.*.metrics'}}
 "#;
 
-const FILLER: [&str; 10] = ["the", "film", "was", "a", "plot", "of", "and", "it", "story", "acting"];
-
-fn tsv(n: usize, offset: usize) -> String {
-    let mut s = String::from("text\tlabel\n");
-    for i in offset..offset + n {
-        let pos = i % 2 == 0;
-        let mut words: Vec<&str> = (0..(4 + i % 6)).map(|j| FILLER[(i * 7 + j) % FILLER.len()]).collect();
-        words.insert(i % words.len(), if pos { "great" } else { "awful" });
-        s.push_str(&format!("{}\t{}\n", words.join(" "), if pos { "pos" } else { "neg" }));
-    }
-    s
-}
-
 fn project() -> Project {
     let p = Project::new(PIPE);
-    p.write("train.tsv", &tsv(400, 0));
-    p.write("test.tsv", &tsv(60, 1000));
-    let mut v = String::new();
-    for (i, w) in FILLER.iter().chain(["great", "awful"].iter()).enumerate() {
-        v.push_str(&format!("{w} {} {} {}\n", (i as f32 * 0.37).sin(), (i as f32 * 0.11).cos(), i as f32 * 0.01));
-    }
-    p.write("vectors.txt", &v);
+    common::write_toy_data(&p);
     p
 }
 
@@ -157,7 +138,7 @@ fn bad_models_and_bad_training_fail_clearly() {
     assert!(!p.path().join("artifacts/out/train.rand").exists());
 
     // A class in test that train never saw.
-    p.write("test.tsv", &format!("{}great plot\tmeh\n", tsv(10, 1000)));
+    p.write("test.tsv", &format!("{}great plot\tmeh\n", common::toy_tsv(10, 1000)));
     let r = p.run(&["run", "evaluate.static"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("class `meh` appears in test (test:12) but not in train (classes: neg, pos)"), "{}", r.stderr);
@@ -234,7 +215,7 @@ fn a_killed_run_leaves_no_training_behind() {
     let p = project();
     // Epochs of several seconds: without the death signal the worker would
     // only die at its next progress line, after the end of an epoch.
-    p.write("train.tsv", &tsv(200_000, 0));
+    p.write("train.tsv", &common::toy_tsv(200_000, 0));
     p.write("pipeline.yaml", &PIPE.replace("epochs: 6", "epochs: 1000"));
     let mut c = p.cmd(&["run", "train.static"]);
     let mut runner = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
@@ -255,7 +236,7 @@ fn a_killed_run_leaves_no_training_behind() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The next run starts over cleanly (a few epochs).
-    p.write("train.tsv", &tsv(400, 0));
+    p.write("train.tsv", &common::toy_tsv(400, 0));
     p.write("pipeline.yaml", PIPE);
     assert_eq!(p.run(&["run", "train.static"]).ok().ran().last().map(String::as_str), Some("train.static"));
 }

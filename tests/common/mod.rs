@@ -217,3 +217,30 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+const FILLER: [&str; 10] = ["the", "film", "was", "a", "plot", "of", "and", "it", "story", "acting"];
+
+/// A toy two-class data set a CNN learns in a few epochs: `train.tsv` (400
+/// sentences), `test.tsv` (60), and 3-d `vectors.txt` for its words.
+pub fn write_toy_data(p: &Project) {
+    p.write("train.tsv", &toy_tsv(400, 0));
+    p.write("test.tsv", &toy_tsv(60, 1000));
+    let mut v = String::new();
+    for (i, w) in FILLER.iter().chain(["great", "awful"].iter()).enumerate() {
+        v.push_str(&format!("{w} {} {} {}\n", (i as f32 * 0.37).sin(), (i as f32 * 0.11).cos(), i as f32 * 0.01));
+    }
+    p.write("vectors.txt", &v);
+}
+
+/// `n` toy sentences (a TSV with a header), numbered from `offset`: every
+/// even one has `great` and is `pos`, every odd one `awful` and `neg`.
+pub fn toy_tsv(n: usize, offset: usize) -> String {
+    let mut s = String::from("text\tlabel\n");
+    for i in offset..offset + n {
+        let pos = i % 2 == 0;
+        let mut words: Vec<&str> = (0..(4 + i % 6)).map(|j| FILLER[(i * 7 + j) % FILLER.len()]).collect();
+        words.insert(i % words.len(), if pos { "great" } else { "awful" });
+        s.push_str(&format!("{}\t{}\n", words.join(" "), if pos { "pos" } else { "neg" }));
+    }
+    s
+}

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 
 use kimcnn_schema::worker::{EpochProgress, WorkerJob, WorkerResult, PROGRESS};
 use kimcnn_schema::{wants_gpu, Config, EvaluateParams, NumericsRecord};
@@ -30,9 +31,15 @@ impl Kind for TrainKind {
     /// defaults to Kim's U[-0.25, 0.25] (a default: it changed keys by itself).
     /// 4: times moved out of history and summary into `timings`; the
     /// metadata and summary record the numerics.
-    const VERSION: u32 = 4;
+    /// 5: history has each epoch's test accuracy (the models are unchanged).
+    const VERSION: u32 = 5;
     const OUTPUTS: &'static [&'static str] = &["model", "history", "summary", "timings"];
     const MEASURED: &'static [&'static str] = &["timings"];
+    /// Per epoch, named as the origin project's Ray Tune trials named them:
+    /// `loss` (training), `accuracy` (dev: what a study selects on),
+    /// `dev_loss`, `test_accuracy` (recorded, never selected on),
+    /// `time_this_iter_s`.
+    const METRICS: &'static [&'static str] = &["loss", "accuracy", "dev_loss", "test_accuracy", "time_this_iter_s"];
     type Params = Config;
 
     fn check(&self, p: &mut Config) -> Result<(), String> {
@@ -174,26 +181,65 @@ pub fn run_in_worker<P: Serialize>(kind: &str, params: &P, job: &Job, epochs: u6
     let mut child = cmd.spawn().map_err(|e| StageError::Failed(format!("cannot start the torch worker: {e}")))?;
     let stderr = child.stderr.take().expect("piped");
     let err_reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<String>>());
+    let mut stopped_after = None;
     for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
         let Some(row) = line.strip_prefix(PROGRESS) else { continue };
         let Ok(EpochProgress { row, timing }) = serde_json::from_str(row) else { continue };
         let message = format!("loss {:.4}  dev {:.1}%  {:.0} sent/s", row.train_loss, 100.0 * row.dev_accuracy, timing.sentences_per_s);
-        (job.progress)(Progress::Steps { unit: "epoch", done: row.epoch as u64, total: epochs, message });
+        let metrics = BTreeMap::from([
+            ("loss".to_string(), row.train_loss),
+            ("accuracy".to_string(), row.dev_accuracy),
+            ("dev_loss".to_string(), row.dev_loss),
+            ("test_accuracy".to_string(), row.test_accuracy),
+            ("time_this_iter_s".to_string(), timing.seconds),
+        ]);
+        (job.progress)(Progress::Steps { unit: "epoch", done: row.epoch as u64, total: epochs, message, metrics });
+        if job.stop.load(Ordering::SeqCst) {
+            // Asked to stop (a study's early stopping): the worker has nothing to finish.
+            let _ = child.kill();
+            stopped_after = Some(row.epoch);
+            break;
+        }
     }
-    let status = child.wait().map_err(|e| StageError::Failed(format!("the torch worker: {e}")))?;
+    let (status, peak_rss_bytes) = wait_measured(&mut child).map_err(|e| StageError::Failed(format!("the torch worker: {e}")))?;
     let err_lines = err_reader.join().unwrap_or_default();
+    if let Some(epoch) = stopped_after {
+        return Err(StageError::Stopped(format!("stopped after epoch {epoch}")));
+    }
     // No result, or half of one (killed while writing it): it crashed.
     let Ok(outcome) = kimcnn_schema::read_json::<WorkerResult>(&result) else {
         return Err(StageError::Crashed(crash_message(&status, &err_lines)));
     };
     match outcome {
         WorkerResult::Done { device, numerics } => {
-            Ok(RunInfo { device: Some(device), ran_with: numerics.map(ran_with).unwrap_or_default() })
+            Ok(RunInfo { device: Some(device), ran_with: numerics.map(ran_with).unwrap_or_default(), peak_rss_bytes: Some(peak_rss_bytes) })
         }
         WorkerResult::Diverged { epoch, batch, loss } => Err(StageError::Diverged { epoch, batch, loss }),
         WorkerResult::BadInput { message } => Err(StageError::BadInput(message)),
         WorkerResult::Failed { message } => Err(StageError::Failed(message)),
     }
+}
+
+/// Waits for the worker and measures its peak resident memory (wait4's
+/// rusage: std's `wait` does not give it).
+fn wait_measured(child: &mut std::process::Child) -> std::io::Result<(std::process::ExitStatus, u64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our child, not yet reaped; the pointers are to live locals.
+        if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    // Linux reports ru_maxrss in KiB.
+    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss.max(0) as u64 * 1024))
 }
 
 /// A run record's account of the numerics.

@@ -2,6 +2,7 @@
 //! [`Executor`], and the [`LocalExecutor`] that runs it on this machine.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use kimcnn_stage::{Env, Job, Progress, Registry, Resources, RunInfo, StageError};
@@ -43,8 +44,9 @@ pub struct Executed {
 /// cache and verified the inputs; it writes the run record afterwards.
 pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Computes `job`. On success every one of `job.outputs` is an object in
-    /// the runner's store.
-    fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync)) -> Result<Executed, StageError>;
+    /// the runner's store. `stop` set: end it early if the kind can
+    /// ([`StageError::Stopped`]).
+    fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync), stop: &AtomicBool) -> Result<Executed, StageError>;
 }
 
 /// Runs each job here, in a scratch directory of the store: the kind reads
@@ -57,7 +59,7 @@ pub struct LocalExecutor {
 }
 
 impl Executor for LocalExecutor {
-    fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync)) -> Result<Executed, StageError> {
+    fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync), stop: &AtomicBool) -> Result<Executed, StageError> {
         let store = &self.env.store;
         let kind = self.registry.get(&job.kind).ok_or_else(|| StageError::Failed(format!("unknown stage kind `{}`", job.kind)))?;
         if kind.version() != job.kind_version {
@@ -76,6 +78,16 @@ impl Executor for LocalExecutor {
         for d in [&out_dir, &work_dir] {
             std::fs::create_dir_all(d).map_err(|e| StageError::Failed(format!("{}: {e}", d.display())))?;
         }
+        let state = store.state_dir(&job.stage, job.key.as_str());
+        let trials = crate::trials::RunnerTrials {
+            registry: &self.registry,
+            env: &self.env,
+            executor: self,
+            stage: &job.stage,
+            inputs: &job.inputs,
+            device: job.device.as_deref(),
+            cpus: job.resources.cpus,
+        };
         let run = Job {
             stage: &job.stage,
             inputs: job.inputs.iter().map(|(n, id)| (n.clone(), store.object_path(id))).collect(),
@@ -85,6 +97,9 @@ impl Executor for LocalExecutor {
             device: job.device.as_deref(),
             env: &self.env,
             progress,
+            stop,
+            state: &state,
+            trials: &trials,
         };
         let t0 = Instant::now();
         let info = kind.run(&job.params, &run)?;
@@ -95,6 +110,10 @@ impl Executor for LocalExecutor {
                 return Err(StageError::Failed(format!("did not write its output `{name}`")));
             }
             outputs.insert(name.clone(), store.commit_file(path)?);
+        }
+        // Its outputs are in: what it kept for a rerun is no longer needed.
+        if state.exists() {
+            std::fs::remove_dir_all(&state).map_err(|e| StageError::Failed(format!("{}: {e}", state.display())))?;
         }
         Ok(Executed { outputs, info, seconds })
     }

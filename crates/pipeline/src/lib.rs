@@ -26,12 +26,13 @@ mod plan;
 mod run;
 pub mod spec;
 mod status;
+mod trials;
 mod verify;
 
 pub use error::PipelineError;
 pub use exec::{Executed, Executor, JobSpec, LocalExecutor};
 pub use kimcnn_stage::{Env, Registry, StageError};
-pub use plan::{select_names, selects, Plan, Stage};
+pub use plan::{select_names, selects, Later, NotYet, OutputRef, Plan, Stage};
 pub use run::{cache_key, run, Event, Fetch, Outcome, RunOptions, RunSummary};
 pub use status::{status, Reason, StageState, StageStatus};
 pub use verify::{recompute, Check, StageCheck};

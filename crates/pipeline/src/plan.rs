@@ -29,8 +29,50 @@ pub struct Stage {
     /// Input name -> (index of the producing stage, its output name).
     pub inputs: BTreeMap<String, (usize, String)>,
     pub outputs: Vec<String>,
-    /// Producing stages, deduplicated, ascending.
+    /// Producing stages, deduplicated, ascending (with the stages its
+    /// `later` params come from).
     pub deps: Vec<usize>,
+    /// Params taken from other stages' outputs, known once they have run
+    /// (`params` holds their defaults until then).
+    pub later: Option<Box<Later>>,
+}
+
+/// A stage's params that come from other stages' JSON outputs, as
+/// `variant: ${study.mr.fold0.best:config.variant}` writes it: the runner
+/// fills them in when those stages are done, and the kind normalises the
+/// result as it does any params (so the key is the key of the values, and a
+/// stage trained from a study's best config is the stage written out by hand).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Later {
+    /// `with:` resolved, the references still in place.
+    pub raw: Value,
+    /// `outputs:` as declared.
+    pub declared: Vec<String>,
+    pub input_names: Vec<String>,
+    pub refs: Vec<OutputRef>,
+}
+
+/// One param whose value is a field of another stage's JSON output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRef {
+    /// Where in `with:` (object keys from the top).
+    pub param: Vec<String>,
+    /// The producing stage and its output.
+    pub stage: usize,
+    pub output: String,
+    /// A dot path into the output's JSON (`config.variant`; numbers index lists).
+    pub field: String,
+    /// As written, for messages.
+    pub text: String,
+}
+
+/// Why a stage's `later` params cannot be filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotYet {
+    /// This stage has not produced its output yet.
+    Waiting(usize),
+    /// The output or field is not there, or the kind refuses the value.
+    Refused(String),
 }
 
 /// The checked, expanded pipeline, stages in topological order (a stage
@@ -100,6 +142,7 @@ impl Plan {
             refs: Vec<(String, String)>,
         }
         let mut pending: Vec<Pending> = Vec::new();
+        let mut laters: Vec<Vec<(Vec<String>, String)>> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (group, rs, vars, name) in expanded {
             let kind = registry.get(&rs.uses).expect("checked above");
@@ -121,7 +164,23 @@ impl Plan {
                 refs.push((input.clone(), r));
             }
             let input_names: Vec<&str> = rs.inputs.keys().map(String::as_str).collect();
-            let planned = kind.plan(&resolved, &rs.outputs, &input_names, device).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+            // Params from other stages' outputs: planned now with their defaults, filled in by the runner.
+            let mut found = Vec::new();
+            output_refs(&resolved, &mut Vec::new(), &mut found);
+            let mut now = resolved.clone();
+            for (path, _) in &found {
+                remove_path(&mut now, path);
+            }
+            let planned = kind.plan(&now, &rs.outputs, &input_names, device).map_err(|e| invalid(format!("stage `{name}`: {e}")))?;
+            let later = (!found.is_empty()).then(|| {
+                Box::new(Later {
+                    raw: resolved.clone(),
+                    declared: rs.outputs.clone(),
+                    input_names: input_names.iter().map(|s| s.to_string()).collect(),
+                    refs: Vec::new(),
+                })
+            });
+            laters.push(found);
             for o in &planned.outputs {
                 if o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                     return Err(invalid(format!("stage `{name}`: output name `{o}` may hold only letters, digits, `_` and `-`")));
@@ -152,6 +211,7 @@ impl Plan {
                     inputs: BTreeMap::new(),
                     outputs: planned.outputs,
                     deps: Vec::new(),
+                    later,
                 },
                 refs,
             });
@@ -190,7 +250,20 @@ impl Plan {
                 }
                 pending[i].stage.inputs.insert(input, (j, out.to_string()));
             }
+            for (param, text) in std::mem::take(&mut laters[i]) {
+                let inner = &text[2..text.len() - 1];
+                let (src, field) = inner.split_once(':').expect("found by its colon");
+                let bad = |m: String| invalid(format!("stage `{name}`: param `{}` = `{text}`: {m}", param.join(".")));
+                let (src, out) = src.trim().rsplit_once('.').ok_or_else(|| bad("write `${<stage>.<output>:<field>}`".into()))?;
+                let &j = index.get(src).ok_or_else(|| bad(format!("no stage `{src}` (see `kimcnn dag`)")))?;
+                if !pending[j].stage.outputs.iter().any(|o| o == out) {
+                    return Err(bad(format!("stage `{src}` has no output `{out}` (it has: {})", pending[j].stage.outputs.join(", "))));
+                }
+                let later = pending[i].stage.later.as_mut().expect("a stage with refs has a Later");
+                later.refs.push(OutputRef { param, stage: j, output: out.to_string(), field: field.trim().to_string(), text });
+            }
             let mut deps: Vec<usize> = pending[i].stage.inputs.values().map(|(j, _)| *j).collect();
+            deps.extend(pending[i].stage.later.iter().flat_map(|l| l.refs.iter().map(|r| r.stage)));
             deps.sort_unstable();
             deps.dedup();
             pending[i].stage.deps = deps;
@@ -213,11 +286,50 @@ impl Plan {
             for d in &mut s.deps {
                 *d = new_pos[*d];
             }
+            for r in s.later.iter_mut().flat_map(|l| l.refs.iter_mut()) {
+                r.stage = new_pos[r.stage];
+            }
             s.deps.sort_unstable();
             out.push(s);
         }
         let index = out.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
         Ok(Plan { file: file.into(), stages: out, index })
+    }
+
+    /// Stage `i` with its `later` params filled in from its sources'
+    /// outputs (`output(j, name)`: the file of stage j's output, once it has
+    /// run) and normalised by its kind; the stage itself when it has none.
+    pub fn complete(
+        &self,
+        i: usize,
+        registry: &Registry,
+        output: &dyn Fn(usize, &str) -> Option<PathBuf>,
+    ) -> std::result::Result<Stage, NotYet> {
+        let s = &self.stages[i];
+        let Some(later) = &s.later else { return Ok(s.clone()) };
+        let mut raw = later.raw.clone();
+        for r in &later.refs {
+            let refused = |m: String| NotYet::Refused(format!("param `{}` = `{}`: {m}", r.param.join("."), r.text));
+            let path = output(r.stage, &r.output).ok_or(NotYet::Waiting(r.stage))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| refused(format!("{}: {e}", path.display())))?;
+            let json: Value = serde_json::from_str(&text).map_err(|e| refused(format!("`{}` is not JSON ({e})", r.output)))?;
+            let mut cur = &json;
+            for seg in r.field.split('.') {
+                cur = match cur {
+                    Value::Array(a) => seg.parse::<usize>().ok().and_then(|k| a.get(k)),
+                    other => other.get(seg),
+                }
+                .ok_or_else(|| refused(format!("stage `{}`'s `{}` has no field `{}`", self.stages[r.stage].name, r.output, r.field)))?;
+            }
+            set_json_path(&mut raw, &r.param, cur.clone());
+        }
+        let kind = registry.get(&s.kind).expect("the plan checked its kinds");
+        let names: Vec<&str> = later.input_names.iter().map(String::as_str).collect();
+        let planned = kind.plan(&raw, &later.declared, &names, s.device.as_deref()).map_err(NotYet::Refused)?;
+        let mut done = s.clone();
+        done.params = planned.params;
+        done.later = None;
+        Ok(done)
     }
 
     pub fn get(&self, name: &str) -> Option<usize> {
@@ -539,6 +651,21 @@ impl Ctx<'_> {
     /// `"${x}"` alone takes x's value and type; `${x}` inside a longer string
     /// is substituted as text.
     fn resolve_str(&self, s: &str) -> std::result::Result<Value, String> {
+        // Another stage's output, filled in when it has run; its stage name
+        // may use matrix variables (`${study.mr.fold${f}.best:config.pad}`).
+        if is_output_ref(s) {
+            return Ok(Value::String(s.to_string()));
+        }
+        if let Some(inner) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')).filter(|i| i.contains(':') && i.contains("${")) {
+            let named = match self.resolve_str(inner)? {
+                Value::String(n) => n,
+                other => other.to_string(),
+            };
+            let whole = format!("${{{named}}}");
+            if is_output_ref(&whole) {
+                return Ok(Value::String(whole));
+            }
+        }
         if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
             if !name.contains(['$', '{', '}']) {
                 return Ok(self.lookup(name.trim())?.clone());
@@ -550,6 +677,9 @@ impl Ctx<'_> {
             out.push_str(&rest[..i]);
             let after = &rest[i + 2..];
             let j = after.find('}').ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
+            if after[..j].contains(':') {
+                return Err(format!("`${{{}}}` (another stage's output) must be a param's whole value, not part of `{s}`", &after[..j]));
+            }
             match self.lookup(after[..j].trim())? {
                 Value::String(x) => out.push_str(x),
                 v @ (Value::Number(_) | Value::Bool(_)) => out.push_str(&v.to_string()),
@@ -559,6 +689,48 @@ impl Ctx<'_> {
         }
         out.push_str(rest);
         Ok(Value::String(out))
+    }
+}
+
+/// Strings that are a whole `${<stage>.<output>:<field>}`, with where they are.
+fn output_refs(v: &Value, at: &mut Vec<String>, found: &mut Vec<(Vec<String>, String)>) {
+    match v {
+        Value::String(s) if is_output_ref(s) => found.push((at.clone(), s.clone())),
+        Value::Object(m) => {
+            for (k, x) in m {
+                at.push(k.clone());
+                output_refs(x, at, found);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_output_ref(s: &str) -> bool {
+    s.strip_prefix("${").and_then(|r| r.strip_suffix('}')).is_some_and(|inner| inner.contains(':') && !inner.contains(['$', '{', '}']))
+}
+
+fn remove_path(v: &mut Value, path: &[String]) {
+    if let [last] = path {
+        if let Some(m) = v.as_object_mut() {
+            m.remove(last);
+        }
+    } else if let Some((first, rest)) = path.split_first() {
+        if let Some(x) = v.get_mut(first) {
+            remove_path(x, rest);
+        }
+    }
+}
+
+fn set_json_path(v: &mut Value, path: &[String], value: Value) {
+    match path.split_first() {
+        None => *v = value,
+        Some((first, rest)) => {
+            if let Some(x) = v.get_mut(first) {
+                set_json_path(x, rest, value);
+            }
+        }
     }
 }
 

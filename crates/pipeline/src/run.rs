@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, OnceLock};
 use std::time::Instant;
 
 use kimcnn_stage::{Env, Progress, Registry, Resources, StageError};
@@ -8,7 +9,7 @@ use kimcnn_store::{hash_bytes, LockEntry, Lockfile, ObjectId, RunRecord, Store};
 use serde_json::{json, Value};
 
 use crate::exec::{Executor, JobSpec, LocalExecutor};
-use crate::{PipelineError, Plan, Result, Stage};
+use crate::{NotYet, PipelineError, Plan, Result, Stage};
 
 /// Restores a run computed elsewhere (a teammate's remote) into the store.
 pub trait Fetch: Send + Sync + std::fmt::Debug {
@@ -117,14 +118,14 @@ enum State {
 }
 
 #[derive(Clone)]
-struct Done {
-    key: ObjectId,
+pub(crate) struct Done {
+    pub(crate) key: ObjectId,
     inputs: BTreeMap<String, ObjectId>,
-    outputs: BTreeMap<String, ObjectId>,
+    pub(crate) outputs: BTreeMap<String, ObjectId>,
     fingerprint: Option<String>,
 }
 
-enum WorkError {
+pub(crate) enum WorkError {
     Failed(StageError),
     Corrupt(Vec<(String, ObjectId)>),
 }
@@ -164,6 +165,9 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
     let n = plan.stages.len();
     let jobs = opts.jobs.max(1);
     let mut state: Vec<State> = (0..n).map(|_| State::Waiting).collect();
+    // Stages whose params come from other stages' outputs, once filled in.
+    let completed: Vec<OnceLock<Stage>> = (0..n).map(|_| OnceLock::new()).collect();
+    let stage_at = |i: usize| completed[i].get().unwrap_or(&plan.stages[i]);
     let mut summary = RunSummary::default();
     on(Event::Planned { total: selected.iter().filter(|&&s| s).count() });
 
@@ -189,7 +193,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                     if !selected[i] || !matches!(state[i], State::Waiting) {
                         continue;
                     }
-                    let s = &plan.stages[i];
+                    let mut s = &plan.stages[i];
                     let mut inputs = BTreeMap::new();
                     let mut blocked = false;
                     let mut upstream_failed = false;
@@ -209,6 +213,44 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                     }
                     if blocked {
                         continue;
+                    }
+                    if s.later.is_some() {
+                        let output = |j: usize, out: &str| match &state[j] {
+                            State::Done(o, Some(d)) if !matches!(o, Outcome::WouldRun) => Some(store.object_path(&d.outputs[out])),
+                            _ => None,
+                        };
+                        match plan.complete(i, registry, &output) {
+                            Ok(done) => s = completed[i].get_or_init(|| done),
+                            Err(NotYet::Waiting(j)) => match &state[j] {
+                                State::Done(Outcome::WouldRun, _) => {
+                                    // Dry run: its values are not known yet, nor is its key.
+                                    let o = Outcome::WouldRun;
+                                    on(Event::Finished { stage: &s.name, outcome: &o });
+                                    let d = Done {
+                                        key: hash_bytes(s.name.as_bytes()),
+                                        inputs,
+                                        outputs: placeholder_outputs(s),
+                                        fingerprint: None,
+                                    };
+                                    state[i] = State::Done(o, Some(d));
+                                    progressed = true;
+                                    continue;
+                                }
+                                State::Done(..) => {
+                                    state[i] = State::Done(Outcome::Skipped, None);
+                                    progressed = true;
+                                    continue;
+                                }
+                                _ => continue,
+                            },
+                            Err(NotYet::Refused(m)) => {
+                                let o = Outcome::Failed(StageError::BadInput(m));
+                                on(Event::Finished { stage: &s.name, outcome: &o });
+                                state[i] = State::Done(o, None);
+                                progressed = true;
+                                continue;
+                            }
+                        }
                     }
                     progressed = true;
                     let kind = registry.get(&s.kind).expect("the plan checked its kinds");
@@ -255,7 +297,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                 let State::Queued(key, inputs, fingerprint) = std::mem::replace(&mut state[i], State::Running) else { unreachable!() };
                 free -= need;
                 running += 1;
-                let s = &plan.stages[i];
+                let s = stage_at(i);
                 on(Event::Started { stage: &s.name, threads: need });
                 let tx = tx.clone();
                 let forced = opts.force && named[i];
@@ -264,7 +306,8 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                     let t0 = Instant::now();
                     let progress = |p: Progress| on(Event::Progress { stage: &s.name, progress: &p });
                     let resources = Resources { cpus: need, ..s.resources };
-                    let (res, via) = work(s, store, executor, key, inputs, fingerprint, resources, forced, pull, &progress);
+                    let never = AtomicBool::new(false);
+                    let (res, via) = work(s, store, executor, key, inputs, fingerprint, resources, forced, pull, &progress, &never);
                     let _ = tx.send((i, res, t0.elapsed().as_secs_f64(), via));
                 });
             }
@@ -292,7 +335,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
             if let Some(d) = &done {
                 // Linked and locked as soon as it is done: a run cut short keeps what it finished.
                 link_outputs(store, &s.name, &d.outputs)?;
-                update_lock(plan, store, &opts.lock_path, &[(i, d.clone())])?;
+                update_lock(plan, &stage_at, store, &opts.lock_path, &[(i, d.clone())])?;
             }
             on(Event::Finished { stage: &s.name, outcome: &o });
             state[i] = State::Done(o, done);
@@ -311,7 +354,7 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
         }
     }
     if !opts.dry_run {
-        update_lock(plan, store, &opts.lock_path, &finished)?;
+        update_lock(plan, &stage_at, store, &opts.lock_path, &finished)?;
     }
     Ok(summary)
 }
@@ -336,7 +379,7 @@ fn cached(store: &Store, key: &ObjectId, s: &Stage) -> Result<Option<RunRecord>>
 
 /// Where a finished stage's outputs came from.
 #[derive(Debug, Clone, Copy)]
-enum Via {
+pub(crate) enum Via {
     Computed,
     /// Another process computed it while this one waited for the key lock.
     Other,
@@ -347,7 +390,7 @@ enum Via {
 /// verification), execute, commit (the run record). `resources`: the
 /// stage's, its cpus capped by the budget (`--jobs`).
 #[allow(clippy::too_many_arguments)]
-fn work(
+pub(crate) fn work(
     s: &Stage,
     store: &Store,
     executor: &dyn Executor,
@@ -358,6 +401,7 @@ fn work(
     forced: bool,
     pull: Option<&dyn Fetch>,
     progress: &(dyn Fn(Progress) + Sync),
+    stop: &AtomicBool,
 ) -> (std::result::Result<Done, WorkError>, Via) {
     let fail = |e: StageError| (Err(WorkError::Failed(e)), Via::Computed);
     let _lock = match store.lock_key(key.as_str()) {
@@ -380,7 +424,7 @@ fn work(
         inputs: inputs.clone(),
         outputs: s.outputs.clone(),
     };
-    let executed = match executor.execute(&job, progress) {
+    let executed = match executor.execute(&job, progress, stop) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
@@ -466,6 +510,7 @@ fn commit(
         seconds: x.seconds,
         device: x.info.device,
         ran_with: x.info.ran_with,
+        peak_rss_bytes: x.info.peak_rss_bytes,
     };
     store.write_run(&rec)?;
     Ok(x.outputs)
@@ -474,13 +519,19 @@ fn commit(
 /// Read-modify-write of pipeline.lock under a store-wide lock: entries of
 /// the stages that finished are replaced, entries of stages no longer in the
 /// pipeline dropped, the rest kept.
-fn update_lock(plan: &Plan, store: &Store, path: &std::path::Path, finished: &[(usize, Done)]) -> Result<()> {
+fn update_lock<'p>(
+    plan: &'p Plan,
+    stage_at: &dyn Fn(usize) -> &'p Stage,
+    store: &Store,
+    path: &std::path::Path,
+    finished: &[(usize, Done)],
+) -> Result<()> {
     let _guard = store.lock_key("pipeline-lock")?;
     let mut lock = Lockfile::read(path)?;
     lock.schema = 1;
     lock.stages.retain(|name, _| plan.get(name).is_some());
     for (i, d) in finished {
-        let s = &plan.stages[*i];
+        let s = stage_at(*i);
         lock.stages.insert(
             s.name.clone(),
             LockEntry {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use kimcnn_stage::{Env, Registry};
 
 use crate::run::cache_key;
-use crate::{Plan, Result};
+use crate::{NotYet, Plan, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StageState {
@@ -25,11 +25,33 @@ pub enum StageState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     NeverRun,
-    KindVersion { old: u32, new: u32 },
-    Param { path: String, old: Option<Value>, new: Option<Value> },
-    Input { name: String, old: Option<ObjectId>, new: ObjectId },
-    Upstream { input: String, stage: String },
-    Fingerprint { old: Option<String>, new: Option<String> },
+    KindVersion {
+        old: u32,
+        new: u32,
+    },
+    Param {
+        path: String,
+        old: Option<Value>,
+        new: Option<Value>,
+    },
+    Input {
+        name: String,
+        old: Option<ObjectId>,
+        new: ObjectId,
+    },
+    Upstream {
+        input: String,
+        stage: String,
+    },
+    /// A param taken from a stage that has not run (`${stage.output:field}`).
+    Waits {
+        param: String,
+        stage: String,
+    },
+    Fingerprint {
+        old: Option<String>,
+        new: Option<String>,
+    },
     OutputsMissing,
     Error(String),
 }
@@ -44,6 +66,7 @@ impl fmt::Display for Reason {
             Reason::Input { name, old: Some(o), new } => write!(f, "input {name} changed: {} -> {}", o.short(), new.short()),
             Reason::Input { name, old: None, new } => write!(f, "new input {name} ({})", new.short()),
             Reason::Upstream { input, stage } => write!(f, "input {input} comes from stale stage {stage}"),
+            Reason::Waits { param, stage } => write!(f, "param `{param}` waits for stage {stage}"),
             Reason::Fingerprint { old, new } => {
                 write!(f, "external file changed: {} -> {}", old.as_deref().unwrap_or("(none)"), new.as_deref().unwrap_or("(none)"))
             }
@@ -68,6 +91,25 @@ pub fn status(plan: &Plan, registry: &Registry, env: &Env, lock_path: &Path) -> 
     let mut known: Vec<Option<BTreeMap<String, ObjectId>>> = vec![None; plan.stages.len()];
     let mut out = Vec::with_capacity(plan.stages.len());
     for (i, s) in plan.stages.iter().enumerate() {
+        // Params from other stages' outputs: filled in from what the store has.
+        let output = |j: usize, out: &str| known[j].as_ref().map(|o| store.object_path(&o[out]));
+        let completed;
+        let s = match plan.complete(i, registry, &output) {
+            Ok(done) => {
+                completed = done;
+                &completed
+            }
+            Err(NotYet::Waiting(j)) => {
+                let param = s.later.as_ref().and_then(|l| l.refs.iter().find(|r| r.stage == j)).map_or(String::new(), |r| r.text.clone());
+                let reasons = vec![Reason::Waits { param, stage: plan.stages[j].name.clone() }];
+                out.push(StageStatus { name: s.name.clone(), state: StageState::Stale, reasons });
+                continue;
+            }
+            Err(NotYet::Refused(m)) => {
+                out.push(StageStatus { name: s.name.clone(), state: StageState::Stale, reasons: vec![Reason::Error(m)] });
+                continue;
+            }
+        };
         let kind = registry.get(&s.kind).expect("the plan checked its kinds");
         let entry = lock.stages.get(&s.name);
         let mut reasons = Vec::new();

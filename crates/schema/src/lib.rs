@@ -16,6 +16,7 @@
 //!   [`TokenizeSummary`] and the [`TokenizerSpec`] a model predicts with.
 //! - [`Numerics`] and [`NumericsRecord`]: reproducible or fast CPU kernels,
 //!   and what a run computed with.
+//! - [`TrialRow`] (a study's `trials.parquet`) and [`StudyBest`].
 //! - [`worker`]: the job file, progress lines and result of a worker run.
 
 mod config;
@@ -23,6 +24,7 @@ mod data;
 mod model;
 mod named;
 mod numerics;
+mod study;
 mod table;
 pub mod worker;
 
@@ -31,6 +33,7 @@ pub use data::{Cleaner, Coverage, EmbeddingsMeta, TokenizeSummary, TokenizerSpec
 pub use model::{ClassMetrics, EpochTiming, Metrics, ModelMeta, RunResult, TrainSummary, TrainTimings};
 pub use named::{Named, Text};
 pub use numerics::{native_isa, Numerics, NumericsRecord, REPRODUCIBLE_ENV, REPRODUCIBLE_ISA};
+pub use study::{read_trials, write_trials, StudyBest, TrialRow, TrialStatus};
 pub use table::{read_history, read_predictions, read_results, write_history, write_predictions, write_results, EpochRow, Prediction};
 
 use std::path::{Path, PathBuf};

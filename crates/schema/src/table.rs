@@ -29,6 +29,12 @@ pub struct EpochRow {
     pub train_accuracy: f64,
     pub dev_loss: f64,
     pub dev_accuracy: f64,
+    /// Recorded for studies and reports, never used to select: the epoch a
+    /// run keeps is chosen on dev. With it, the first N rows of a longer
+    /// run are an N-epoch run's whole history (nothing in training depends
+    /// on the total epochs), so one run answers every shorter budget. NaN
+    /// where the data has no test rows.
+    pub test_accuracy: f64,
 }
 
 /// One test sentence's prediction: a row of `predictions.parquet`.
@@ -41,7 +47,7 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
-fn write_batch(path: &Path, fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<()> {
+pub(crate) fn write_batch(path: &Path, fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| SchemaError::new(path, e);
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| err(&e))?;
@@ -55,13 +61,13 @@ fn write_batch(path: &Path, fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<(
 
 /// Every record batch of a Parquet file, and a way to take its columns by
 /// name and type with errors that name the column.
-struct Batches<'a> {
-    path: &'a Path,
-    batches: Vec<RecordBatch>,
+pub(crate) struct Batches<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) batches: Vec<RecordBatch>,
 }
 
 impl<'a> Batches<'a> {
-    fn read(path: &'a Path) -> Result<Batches<'a>> {
+    pub(crate) fn read(path: &'a Path) -> Result<Batches<'a>> {
         let err = |e: &dyn std::fmt::Display| SchemaError::new(path, e);
         let f = File::open(path).map_err(|e| err(&e))?;
         let r = ParquetRecordBatchReaderBuilder::try_new(f).and_then(|b| b.build()).map_err(|e| err(&e))?;
@@ -69,7 +75,7 @@ impl<'a> Batches<'a> {
         Ok(Batches { path, batches })
     }
 
-    fn column(&self, b: &RecordBatch, name: &str, want: &DataType, nullable: bool) -> Result<ArrayRef> {
+    pub(crate) fn column(&self, b: &RecordBatch, name: &str, want: &DataType, nullable: bool) -> Result<ArrayRef> {
         let c = b.column_by_name(name).ok_or_else(|| SchemaError::new(self.path, format!("column `{name}`: missing")))?;
         if c.data_type() != want {
             return Err(SchemaError::new(self.path, format!("column `{name}`: {} where {want} was expected", c.data_type())));
@@ -80,15 +86,15 @@ impl<'a> Batches<'a> {
         Ok(c.clone())
     }
 
-    fn f64s(&self, b: &RecordBatch, name: &str) -> Result<Vec<f64>> {
+    pub(crate) fn f64s(&self, b: &RecordBatch, name: &str) -> Result<Vec<f64>> {
         Ok(self.column(b, name, &DataType::Float64, false)?.as_primitive::<Float64Type>().values().to_vec())
     }
 
-    fn u32s(&self, b: &RecordBatch, name: &str) -> Result<Vec<u32>> {
+    pub(crate) fn u32s(&self, b: &RecordBatch, name: &str) -> Result<Vec<u32>> {
         Ok(self.column(b, name, &DataType::UInt32, false)?.as_primitive::<UInt32Type>().values().to_vec())
     }
 
-    fn strings(&self, b: &RecordBatch, name: &str) -> Result<Vec<String>> {
+    pub(crate) fn strings(&self, b: &RecordBatch, name: &str) -> Result<Vec<String>> {
         Ok(self.column(b, name, &DataType::Utf8, false)?.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_string()).collect())
     }
 
@@ -100,7 +106,7 @@ impl<'a> Batches<'a> {
     }
 }
 
-const HISTORY_F64: [&str; 4] = ["train_loss", "train_accuracy", "dev_loss", "dev_accuracy"];
+const HISTORY_F64: [&str; 5] = ["train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "test_accuracy"];
 
 pub fn write_history(path: &Path, h: &[EpochRow]) -> Result<()> {
     let mut fields = vec![Field::new("epoch", DataType::UInt32, false)];
@@ -112,6 +118,7 @@ pub fn write_history(path: &Path, h: &[EpochRow]) -> Result<()> {
         f64col(|e| e.train_accuracy),
         f64col(|e| e.dev_loss),
         f64col(|e| e.dev_accuracy),
+        f64col(|e| e.test_accuracy),
     ];
     write_batch(path, fields, cols)
 }
@@ -129,6 +136,7 @@ pub fn read_history(path: &Path) -> Result<Vec<EpochRow>> {
                 train_accuracy: v[1][i],
                 dev_loss: v[2][i],
                 dev_accuracy: v[3][i],
+                test_accuracy: v[4][i],
             });
         }
     }

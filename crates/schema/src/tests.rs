@@ -120,8 +120,8 @@ fn a_model_written_before_the_typed_contracts_still_reads() {
 fn history_predictions_and_results_round_trip_and_name_a_bad_column() {
     let d = tempfile::tempdir().unwrap();
     let h = vec![
-        EpochRow { epoch: 1, train_loss: 0.7, train_accuracy: 0.5, dev_loss: 0.6, dev_accuracy: 0.55 },
-        EpochRow { epoch: 2, train_loss: 0.5, train_accuracy: 0.7, dev_loss: 0.5, dev_accuracy: 0.65 },
+        EpochRow { epoch: 1, train_loss: 0.7, train_accuracy: 0.5, dev_loss: 0.6, dev_accuracy: 0.55, test_accuracy: 0.5 },
+        EpochRow { epoch: 2, train_loss: 0.5, train_accuracy: 0.7, dev_loss: 0.5, dev_accuracy: 0.65, test_accuracy: 0.6 },
     ];
     let p = d.path().join("history.parquet");
     write_history(&p, &h).unwrap();

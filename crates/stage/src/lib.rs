@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use kimcnn_store::Store;
@@ -42,6 +43,9 @@ pub trait Kind: Send + Sync + 'static {
     /// compare them. Every other output is expected to have the same bytes
     /// for the same key.
     const MEASURED: &'static [&'static str] = &[];
+    /// The figures a run reports with each step ([`Progress::Steps`]'s
+    /// `metrics`): what a study may select or stop on.
+    const METRICS: &'static [&'static str] = &[];
 
     /// The params as `with:` gives them: `#[serde(deny_unknown_fields)]`,
     /// defaults from `Default`. Every param is in the normalised form, so a
@@ -119,8 +123,8 @@ pub struct Env {
 }
 
 /// What a running stage gets: the paths of its inputs (read-only objects),
-/// the paths to write its outputs to, a scratch directory, and where to
-/// report progress.
+/// the paths to write its outputs to, a scratch directory, where to report
+/// progress, and a flag that asks it to stop.
 pub struct Job<'a> {
     pub stage: &'a str,
     pub inputs: BTreeMap<String, PathBuf>,
@@ -131,6 +135,56 @@ pub struct Job<'a> {
     pub device: Option<&'a str>,
     pub env: &'a Env,
     pub progress: &'a (dyn Fn(Progress) + Sync),
+    /// Set when whoever started the run wants it to end early (a study
+    /// stopping a trial): a kind that can, returns [`StageError::Stopped`]
+    /// soon after.
+    pub stop: &'a AtomicBool,
+    /// A directory of this stage's run that survives an interrupted run of
+    /// the same key (a study's journal), unlike `scratch`; removed once the
+    /// run's outputs are committed. Created by the kind when it needs it.
+    pub state: &'a Path,
+    /// Runs other stages on this stage's inputs, each cached under its own
+    /// key (a study's trials).
+    pub trials: &'a dyn Trials,
+}
+
+/// Runs stages for a kind made of other stages (a study's trials), through
+/// the runner: each is a stage of its own kind, planned, keyed, cached and
+/// recorded like any other, on the inputs of the stage that runs it.
+pub trait Trials: Sync {
+    /// Runs a `kind` stage with `params` (as `with:` gives them) on this
+    /// stage's inputs; `label` names it in messages. `progress` sees its
+    /// steps; setting `stop` ends it early ([`StageError::Stopped`]).
+    fn run(
+        &self,
+        label: &str,
+        kind: &str,
+        params: &Value,
+        progress: &(dyn Fn(Progress) + Sync),
+        stop: &AtomicBool,
+    ) -> Result<TrialRun, StageError>;
+}
+
+/// A finished trial run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRun {
+    /// Its cache key.
+    pub key: String,
+    /// Found in the store (or computed meanwhile by another process), not computed.
+    pub cached: bool,
+    /// The peak resident memory of its worker, when it was computed (here or earlier).
+    pub peak_rss_bytes: Option<u64>,
+    /// Its outputs (read-only objects).
+    pub outputs: BTreeMap<String, PathBuf>,
+}
+
+/// [`Trials`] for a run with none to offer (a job outside a runner).
+pub struct NoTrials;
+
+impl Trials for NoTrials {
+    fn run(&self, label: &str, _: &str, _: &Value, _: &(dyn Fn(Progress) + Sync), _: &AtomicBool) -> Result<TrialRun, StageError> {
+        Err(StageError::Failed(format!("{label}: this run cannot start other stages")))
+    }
 }
 
 /// What a finished run says about itself, for its run record.
@@ -141,6 +195,9 @@ pub struct RunInfo {
     /// Anything else about how it computed, for the run record (a torch
     /// stage's numerics: mode, ISA level, library versions).
     pub ran_with: BTreeMap<String, String>,
+    /// The peak resident memory of the process that computed it, where the
+    /// kind runs one (a torch worker).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// A running stage's progress.
@@ -148,8 +205,13 @@ pub struct RunInfo {
 pub enum Progress {
     /// Bytes read or fetched.
     Bytes { done: u64, total: Option<u64> },
-    /// Steps of a known number (`unit`: "epoch"), with a line of figures.
-    Steps { unit: &'static str, done: u64, total: u64, message: String },
+    /// Steps of a known number (`unit`: "epoch"), with a line of figures
+    /// for people and the same figures by name (the kind's
+    /// [`Kind::METRICS`]) for a study.
+    Steps { unit: &'static str, done: u64, total: u64, message: String, metrics: BTreeMap<String, f64> },
+    /// Something the user should read (a study resumed from its journal, a
+    /// truncated journal line ignored).
+    Note(String),
 }
 
 /// How a stage run failed. The runner reports each differently (a study
@@ -163,6 +225,8 @@ pub enum StageError {
     Diverged { epoch: usize, batch: usize, loss: String },
     /// The process computing it died without a result (a signal, an abort).
     Crashed(String),
+    /// Ended early because [`Job::stop`] asked it to.
+    Stopped(String),
     /// Anything else.
     Failed(String),
 }
@@ -174,6 +238,7 @@ impl StageError {
             StageError::BadInput(_) => "bad input",
             StageError::Diverged { .. } => "diverged",
             StageError::Crashed(_) => "crashed",
+            StageError::Stopped(_) => "stopped",
             StageError::Failed(_) => "failed",
         }
     }
@@ -182,7 +247,7 @@ impl StageError {
 impl fmt::Display for StageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StageError::BadInput(m) | StageError::Failed(m) | StageError::Crashed(m) => write!(f, "{m}"),
+            StageError::BadInput(m) | StageError::Failed(m) | StageError::Crashed(m) | StageError::Stopped(m) => write!(f, "{m}"),
             StageError::Diverged { epoch, batch, loss } => write!(
                 f,
                 "epoch {epoch} batch {batch}: the loss is {loss}; stopped (try a smaller learning rate, or gradient clipping with `clip`)"
@@ -215,6 +280,8 @@ pub trait DynKind: Send + Sync {
     fn version(&self) -> u32;
     /// [`Kind::MEASURED`].
     fn measured(&self) -> &'static [&'static str];
+    /// [`Kind::METRICS`].
+    fn metrics(&self) -> &'static [&'static str];
     /// Parses, checks and normalises a stage's raw params; `device`
     /// overrides the kind's device param where it has one.
     fn plan(&self, raw: &Value, declared_outputs: &[String], inputs: &[&str], device: Option<&str>) -> Result<Planned, String>;
@@ -270,6 +337,10 @@ impl<K: Kind> DynKind for K {
 
     fn measured(&self) -> &'static [&'static str] {
         K::MEASURED
+    }
+
+    fn metrics(&self) -> &'static [&'static str] {
+        K::METRICS
     }
 
     fn plan(&self, raw: &Value, declared: &[String], inputs: &[&str], device: Option<&str>) -> Result<Planned, String> {

@@ -38,6 +38,10 @@ pub struct RunRecord {
     /// numerics mode, ISA level, torch and MKL versions).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ran_with: BTreeMap<String, String>,
+    /// The peak resident memory of the process that computed it, where the
+    /// kind measures one (a torch worker): a measurement, not a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// What [`Store::objects`] finds.
@@ -106,7 +110,7 @@ impl GcReport {
     }
 }
 
-const DIRS: [&str; 7] = ["objects", "runs", "out", "tmp", "locks", "quarantine", "state"];
+const DIRS: [&str; 8] = ["objects", "runs", "out", "tmp", "locks", "quarantine", "state", "journals"];
 
 impl Store {
     /// Opens (creating if needed) the store at `root`.
@@ -208,6 +212,14 @@ impl Store {
         let p = self.root.join("tmp").join(format!("{label}.{}.{nanos}", std::process::id()));
         fs::create_dir_all(&p).map_err(io_err(&p))?;
         Ok(ScratchDir { path: p })
+    }
+
+    /// Where a run of `stage` under `key` keeps what must survive its being
+    /// killed (a study's journal): `journals/<stage>/<key>/`, not created
+    /// here. Other keys' directories beside it are earlier runs of the same
+    /// stage with other params or inputs.
+    pub fn state_dir(&self, stage: &str, key: &str) -> PathBuf {
+        self.root.join("journals").join(stage.replace('/', "~")).join(key)
     }
 
     /// Removes scratch directories left by killed runs of `label`. Call it
@@ -515,6 +527,7 @@ mod tests {
             seconds: 0.5,
             device: None,
             ran_with: Default::default(),
+            peak_rss_bytes: Some(123 << 20),
         };
         s.write_run(&rec).unwrap();
         assert_eq!(s.read_run(&key).unwrap(), Some(rec.clone()));
@@ -541,6 +554,7 @@ mod tests {
             seconds: 0.0,
             device: None,
             ran_with: Default::default(),
+            peak_rss_bytes: None,
         })
         .unwrap();
         let keep = BTreeSet::from([a.clone()]);

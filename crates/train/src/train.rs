@@ -95,8 +95,16 @@ pub fn train(
         }
         let seconds = t0.elapsed().as_secs_f64();
         let (dev_loss, dev_accuracy) = loss_and_accuracy(&model, data, &data.dev, cfg, device);
-        let e =
-            EpochRow { epoch, train_loss: loss_sum / seen as f64, train_accuracy: correct as f64 / seen as f64, dev_loss, dev_accuracy };
+        // Scored for the record (studies read it per epoch); selection below is on dev only.
+        let test_accuracy = if data.test.is_empty() { f64::NAN } else { loss_and_accuracy(&model, data, &data.test, cfg, device).1 };
+        let e = EpochRow {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            dev_loss,
+            dev_accuracy,
+            test_accuracy,
+        };
         let t = EpochTiming { epoch, seconds, sentences_per_s: seen as f64 / seconds };
         on_epoch(&e, &t);
         history.push(e);

@@ -271,7 +271,12 @@ struct Elsewhere {
 }
 
 impl Executor for Elsewhere {
-    fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync)) -> std::result::Result<crate::Executed, StageError> {
+    fn execute(
+        &self,
+        job: &JobSpec,
+        progress: &(dyn Fn(Progress) + Sync),
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> std::result::Result<crate::Executed, StageError> {
         let wire = serde_json::to_string(job).unwrap();
         self.jobs.lock().unwrap().push(wire.clone());
         let job: JobSpec = serde_json::from_str(&wire).unwrap();
@@ -279,7 +284,7 @@ impl Executor for Elsewhere {
         for id in job.inputs.values() {
             assert_eq!(&there.commit_bytes(&std::fs::read(self.here.object_path(id)).unwrap()).unwrap(), id);
         }
-        let mut x = self.there.execute(&job, progress)?;
+        let mut x = self.there.execute(&job, progress, stop)?;
         for id in x.outputs.values_mut() {
             *id = self.here.commit_bytes(&std::fs::read(there.object_path(id)).unwrap()).unwrap();
         }

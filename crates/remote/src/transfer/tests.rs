@@ -45,6 +45,7 @@ fn record(store: &Store, name: &str, n: usize, big: bool) -> RunRecord {
         seconds: 0.0,
         device: None,
         ran_with: Default::default(),
+        peak_rss_bytes: None,
     };
     store.write_run(&rec).unwrap();
     rec

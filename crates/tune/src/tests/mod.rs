@@ -1,0 +1,5 @@
+//! Unit tests of the crate, one file per module.
+
+mod sched;
+mod search;
+mod space;
