@@ -255,3 +255,19 @@ fn tune_then_train_the_best_config_on_more_seeds_is_one_pipeline() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no stage `stduy`"), "{}", r.stderr);
 }
+
+#[test]
+fn a_seeded_search_proposes_the_same_trials_however_many_run_at_once() {
+    // 12 trials: the last two are TPE proposals (10 random to start), each from a fixed set of finished and pending trials.
+    let with = "space: {lr: {loguniform: [0.001, 0.1]}, maps: {int: [4, 12]}, epochs: {choice: [1]}}, search: tpe, trials: 12, parallel: 2, seed: 7";
+    let points = |jobs: &str| {
+        let p = project(&study(with));
+        p.run(&["tune", "study", "-j", jobs]).ok();
+        let mut pts: Vec<(u32, String)> = trials(&p).iter().map(|r| (r.trial_id, format!("{:?}", r.config))).collect();
+        pts.dedup();
+        pts
+    };
+    let two = points("2");
+    assert_eq!(two.len(), 12, "{two:?}");
+    assert_eq!(points("1"), two, "one at a time or two at once: the same proposals");
+}

@@ -66,8 +66,11 @@ pub(crate) fn run(p: &StudyParams, job: &Job) -> Result<RunInfo, StageError> {
     let shared = (Mutex::new(state), Condvar::new());
     report(p, job, &shared.0.lock().expect("study lock"));
 
+    // Within the threads the runner gave it (`--jobs`); proposals still lag by
+    // `parallel`, so they are the same however many run at once.
+    let lanes = p.parallel.min(job.resources.cpus.max(1)).min(n);
     std::thread::scope(|scope| {
-        for _ in 0..p.parallel.min(n) {
+        for _ in 0..lanes {
             scope.spawn(|| worker(p, job, &shared, max_epochs));
         }
     });
