@@ -24,6 +24,8 @@ TITLES = {
     "train": "Training throughput (bench/train.py)",
     "numerics": "Reproducible numerics (bench/numerics.py)",
     "remote": "Sharing: push and pull (bench/remote.py)",
+    "study": "Hyper-parameter study: `kimcnn tune` against the reference grid and Ray Tune (bench/study.py)",
+    "tuner_overhead": "Tuner overhead per trial against Optuna and Ray Tune (bench/tuner_overhead.py)",
     "accuracy": "Accuracy side by side on the reference's splits, and fastText (bench/accuracy.py, `make accuracy`)",
     "mr_folds": "MR 10-fold CV on the reference's folds (bench/mr_folds.py, `make accuracy`)",
 }

@@ -82,5 +82,34 @@ python3 "$ROOT/bench/numerics.py" \
   --work "$WORK" \
   --out "$OUT/numerics"
 
+# Hyper-parameter studies: `kimcnn tune` against the reference run as a sequential grid and Ray Tune
+# (bench/study.py), and the tuner's overhead per trial against Optuna and Ray Tune (bench/tuner_overhead.py).
+# The baselines go to a cached venv that imports the torch venv's packages through a .pth file (torch,
+# numpy and pandas are not installed twice, and the torch venv is left as `make` made it). The study's
+# default budgets {2,3,4,6} keep the origin project's 1:1.5:2:3 shape at a fifth of its epochs (about a
+# quarter hour on 2 quiet cores); STUDY_BENCH_BUDGETS=10,15,20,30 runs the origin's own (about an hour).
+TUNE_VENV=$CACHE/tune-venv
+TUNE_PY=$TUNE_VENV/bin/python
+if ! "$TUNE_PY" -c "import ray, optuna, torch, pandas, pyarrow; assert ray.__version__ == '2.60.0' and optuna.__version__ == '5.0.0'" 2>/dev/null; then
+  echo "installing ray[tune] 2.60.0 and optuna 5.0.0 (baselines) into $TUNE_VENV"
+  rm -rf "$TUNE_VENV"
+  "$TORCH_PY" -m venv "$TUNE_VENV"
+  "$TORCH_PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+    > "$("$TUNE_PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/kimcnn-torch.pth"
+  "$TUNE_VENV/bin/pip" install --quiet --disable-pip-version-check "ray[tune]==2.60.0" "optuna==5.0.0"
+fi
+"$TUNE_PY" "$ROOT/bench/study.py" \
+  --kimcnn "$BIN" \
+  --python "$TORCH_PY" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/study" \
+  --budgets "${STUDY_BENCH_BUDGETS:-2,3,4,6}"
+python3 "$ROOT/bench/tuner_overhead.py" \
+  --python "$TUNE_PY" \
+  --kimcnn "$BIN" \
+  --work "$WORK" \
+  --out "$OUT/tuner_overhead"
+
 # One file with every section and the run's date, machine and commit.
 python3 "$ROOT/bench/report.py" --out-dir "$OUT"
