@@ -186,6 +186,8 @@ struct Parzen {
     sigmas: Vec<f64>,
     /// ln of each component's mass inside `[a, b]`.
     ln_mass: Vec<f64>,
+    /// ln of each component's weight / (mass sigma sqrt(2 pi)): its log density less the exponent.
+    ln_coef: Vec<f64>,
 }
 
 impl Parzen {
@@ -221,9 +223,10 @@ impl Parzen {
         mus.push(prior_mu);
         sigmas.push(range);
         let weights = mixture_weights(n);
-        let ln_weights = weights.iter().map(|w| w.ln()).collect();
-        let ln_mass = mus.iter().zip(&sigmas).map(|(mu, s)| normal_mass((a - mu) / s, (b - mu) / s).max(f64::MIN_POSITIVE).ln()).collect();
-        Parzen { scale, weights, ln_weights, mus, sigmas, ln_mass }
+        let ln_weights: Vec<f64> = weights.iter().map(|w| w.ln()).collect();
+        let ln_mass: Vec<f64> = mus.iter().zip(&sigmas).map(|(mu, s)| normal_mass((a - mu) / s, (b - mu) / s).max(f64::MIN_POSITIVE).ln()).collect();
+        let ln_coef = (0..mus.len()).map(|k| ln_weights[k] - ln_mass[k] - sigmas[k].ln() - LN_SQRT_2PI).collect();
+        Parzen { scale, weights, ln_weights, mus, sigmas, ln_mass, ln_coef }
     }
 
     /// One draw (in estimator space; an integer for a discrete param).
@@ -247,25 +250,24 @@ impl Parzen {
         }
     }
 
-    /// ln of the mixture's density at `x` (probability of the integer `x` for a discrete param).
+    /// ln of the mixture's density at `x` (probability of the integer `x` for a discrete param). Each
+    /// component's term is computed once (the hot loop of a proposal: candidates x components).
     fn ln_pdf(&self, x: f64) -> f64 {
-        let terms = (0..self.mus.len()).map(|k| {
-            let (mu, sigma) = (self.mus[k], self.sigmas[k]);
-            let z = (x - mu) / sigma;
-            let ln_density = || -0.5 * z * z - sigma.ln() - LN_SQRT_2PI;
-            let ln_p = if self.scale.discrete {
-                let mass = normal_mass((x - 0.5 - mu) / sigma, (x + 0.5 - mu) / sigma);
-                if mass > 1e-290 {
-                    mass.ln()
-                } else {
-                    ln_density()
+        let terms: Vec<f64> = (0..self.mus.len())
+            .map(|k| {
+                let (mu, sigma) = (self.mus[k], self.sigmas[k]);
+                let z = (x - mu) / sigma;
+                if self.scale.discrete {
+                    let mass = normal_mass((x - 0.5 - mu) / sigma, (x + 0.5 - mu) / sigma);
+                    if mass > 1e-290 {
+                        return self.ln_weights[k] + mass.ln() - self.ln_mass[k];
+                    }
                 }
-            } else {
-                ln_density()
-            };
-            self.ln_weights[k] + ln_p - self.ln_mass[k]
-        });
-        log_sum_exp(terms)
+                // ln w - ln mass - ln sigma - ln sqrt(2 pi), precomputed, and the Gaussian's exponent.
+                self.ln_coef[k] - 0.5 * z * z
+            })
+            .collect();
+        log_sum_exp(&terms)
     }
 }
 
@@ -299,12 +301,12 @@ fn sample_index(weights: &[f64], rng: &mut ChaCha8Rng) -> usize {
 }
 
 /// ln(sum(exp(terms))), stable.
-fn log_sum_exp(terms: impl Iterator<Item = f64> + Clone) -> f64 {
-    let max = terms.clone().fold(f64::NEG_INFINITY, f64::max);
+fn log_sum_exp(terms: &[f64]) -> f64 {
+    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if max == f64::NEG_INFINITY {
         return max;
     }
-    max + terms.map(|t| (t - max).exp()).sum::<f64>().ln()
+    max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
 }
 
 /// The complementary error function (Numerical Recipes' `erfcc`, fractional error below 1.2e-7 everywhere).
