@@ -224,7 +224,8 @@ impl Parzen {
         sigmas.push(range);
         let weights = mixture_weights(n);
         let ln_weights: Vec<f64> = weights.iter().map(|w| w.ln()).collect();
-        let ln_mass: Vec<f64> = mus.iter().zip(&sigmas).map(|(mu, s)| normal_mass((a - mu) / s, (b - mu) / s).max(f64::MIN_POSITIVE).ln()).collect();
+        let ln_mass: Vec<f64> =
+            mus.iter().zip(&sigmas).map(|(mu, s)| normal_mass((a - mu) / s, (b - mu) / s).max(f64::MIN_POSITIVE).ln()).collect();
         let ln_coef = (0..mus.len()).map(|k| ln_weights[k] - ln_mass[k] - sigmas[k].ln() - LN_SQRT_2PI).collect();
         Parzen { scale, weights, ln_weights, mus, sigmas, ln_mass, ln_coef }
     }
