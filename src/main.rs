@@ -87,23 +87,8 @@ enum Command {
         /// Recompute the named stages (all, if none named) even when cached.
         #[arg(long)]
         force: bool,
-        /// Show what would run; run nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Override a param for this run: `param=value` (pipeline.yaml's `params:`) or
-        /// `STAGES.param=value`, STAGES a stage, group (`train`, `train.mr`) or glob (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        /// Thread budget; independent stages run in parallel while their threads fit [default: cores].
-        #[arg(short, long)]
-        jobs: Option<usize>,
-        /// Also list stages restored from the cache, and (without a terminal) a line per training epoch.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Device for training and evaluation: auto, cpu, cuda or cuda:N (sets every stage's `device`
-        /// param; not part of any key: CPU and GPU runs of a stage are the same stage).
-        #[arg(long)]
-        device: Option<String>,
+        #[command(flatten)]
+        how: RunFlags,
         /// Before computing a stage, restore it from the remote if a teammate pushed it.
         #[arg(long)]
         pull: bool,
@@ -127,20 +112,8 @@ enum Command {
         /// Rerun its trials' bookkeeping even when the study is cached (trials stay cached).
         #[arg(long)]
         force: bool,
-        /// Show what would run; run nothing.
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        /// Thread budget (a trial trains on one thread; `parallel` in the study caps it) [default: cores].
-        #[arg(short, long)]
-        jobs: Option<usize>,
-        /// Also list stages restored from the cache, and (without a terminal) a line per training epoch.
-        #[arg(short, long)]
-        verbose: bool,
-        /// auto, cpu, cuda or cuda:N (not part of any key).
-        #[arg(long)]
-        device: Option<String>,
+        #[command(flatten)]
+        how: RunFlags,
         /// How many of the best trials to list.
         #[arg(long, default_value_t = 5)]
         top: usize,
@@ -269,6 +242,28 @@ enum Command {
     Doctor,
 }
 
+/// How `run` and `tune` run (the same flags for both).
+#[derive(clap::Args)]
+struct RunFlags {
+    /// Show what would run; run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Override a param for this run: `param=value` (pipeline.yaml's `params:`) or
+    /// `STAGES.param=value`, STAGES a stage, group (`train`, `train.mr`) or glob (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Thread budget; independent stages run in parallel while their threads fit [default: cores].
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// Also list stages restored from the cache, and (without a terminal) a line per training epoch.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Device for training and evaluation: auto, cpu, cuda or cuda:N (sets every stage's `device`
+    /// param; not part of any key: CPU and GPU runs of a stage are the same stage).
+    #[arg(long)]
+    device: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum ModelsAction {
     /// Copy a model out with its vocabulary and tokenizer settings.
@@ -364,8 +359,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let project = Project::open(&cli)?;
     match cli.command {
-        Command::Tune { study, force, dry_run, sets, jobs, verbose, device, top } => {
-            let plan = project.plan(&sets, device.as_deref())?;
+        Command::Tune { study, force, how, top } => {
+            let plan = project.plan(&how.sets, how.device.as_deref())?;
             let named = plan.named(std::slice::from_ref(&study))?;
             let studies: Vec<String> =
                 plan.stages.iter().zip(&named).filter(|(s, n)| **n && s.kind == "study").map(|(s, _)| s.name.clone()).collect();
@@ -373,7 +368,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 let all: Vec<&str> = plan.stages.iter().filter(|s| s.kind == "study").map(|s| s.name.as_str()).collect();
                 return Err(Failure(format!("`{study}` selects no `study` stage (pipeline.yaml has: {})", all.join(", ")), 2));
             }
-            run(&project, &plan, studies.clone(), false, force, dry_run, jobs, verbose, None)?;
+            let dry_run = how.dry_run;
+            run(&project, &plan, studies.clone(), false, force, &how, None)?;
             if dry_run {
                 return Ok(ExitCode::SUCCESS);
             }
@@ -385,13 +381,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { stages, downstream, force, dry_run, sets, jobs, verbose, device, pull, remote } => {
-            let plan = project.plan(&sets, device.as_deref())?;
+        Command::Run { stages, downstream, force, how, pull, remote } => {
+            let plan = project.plan(&how.sets, how.device.as_deref())?;
             let pull = match pull {
                 true => Some(share::open(&project, remote.as_deref())?),
                 false => None,
             };
-            run(&project, &plan, stages, downstream, force, dry_run, jobs, verbose, pull)
+            run(&project, &plan, stages, downstream, force, &how, pull)
         }
         Command::Status { stages, all, sets } => {
             let plan = project.plan(&sets, None)?;
@@ -452,18 +448,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
 }
 
 /// `kimcnn run` (and `tune`): runs the plan's targets with a live display and a closing count.
-#[allow(clippy::too_many_arguments)]
 fn run(
     project: &Project,
     plan: &Plan,
     stages: Vec<String>,
     downstream: bool,
     force: bool,
-    dry_run: bool,
-    jobs: Option<usize>,
-    verbose: bool,
+    how: &RunFlags,
     pull: Option<kimcnn_remote::Remote>,
 ) -> Result<ExitCode, Failure> {
+    let RunFlags { dry_run, jobs, verbose, .. } = *how;
     let t0 = Instant::now();
     let pulling = pull.is_some();
     let opts = RunOptions {

@@ -4,16 +4,12 @@ mod common;
 
 use common::Project;
 
-const PIPE: &str = r#"
-params: {seed: 1, variants: [rand, static, non-static, multichannel]}
-stages:
-  raw.train: {uses: source, with: {path: train.tsv}}
-  raw.test: {uses: source, with: {path: test.tsv}}
-  vectors: {uses: source, with: {path: vectors.txt}}
-  tokenize: {uses: tokenize, inputs: {train: raw.train.data, test: raw.test.data}, with: {format: tsv}}
-  vocab: {uses: vocab, inputs: {tokens: tokenize.tokens}}
-  embed: {uses: embed, inputs: {vocab: vocab.vocab, vectors: vectors.data}}
-  train:
+/// The toy pipeline: the data stages, then every variant trained and evaluated.
+fn pipe() -> String {
+    format!("params: {{seed: 1, variants: [rand, static, non-static, multichannel]}}\nstages:\n{}{MODELS}", common::TOY_STAGES)
+}
+
+const MODELS: &str = r#"  train:
     uses: train
     matrix: {variant: '${variants}'}
     inputs: {tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}
@@ -26,7 +22,7 @@ stages:
 "#;
 
 fn project() -> Project {
-    let p = Project::new(PIPE);
+    let p = Project::new(&pipe());
     common::write_toy_data(&p);
     p
 }
@@ -216,7 +212,7 @@ fn a_killed_run_leaves_no_training_behind() {
     // Epochs of several seconds: without the death signal the worker would
     // only die at its next progress line, after the end of an epoch.
     p.write("train.tsv", &common::toy_tsv(200_000, 0));
-    p.write("pipeline.yaml", &PIPE.replace("epochs: 6", "epochs: 1000"));
+    p.write("pipeline.yaml", &pipe().replace("epochs: 6", "epochs: 1000"));
     let mut c = p.cmd(&["run", "train.static"]);
     let mut runner = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let t0 = std::time::Instant::now();
@@ -237,7 +233,7 @@ fn a_killed_run_leaves_no_training_behind() {
     }
     // The next run starts over cleanly (a few epochs).
     p.write("train.tsv", &common::toy_tsv(400, 0));
-    p.write("pipeline.yaml", PIPE);
+    p.write("pipeline.yaml", &pipe());
     assert_eq!(p.run(&["run", "train.static"]).ok().ran().last().map(String::as_str), Some("train.static"));
 }
 

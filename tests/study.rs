@@ -5,25 +5,15 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::Project;
+use common::{Project, TOY_STAGES};
 use kimcnn_schema::{read_history, read_json, read_trials, StudyBest, TrainSummary, TrialRow, TrialStatus};
-
-const DATA: &str = r#"
-stages:
-  raw.train: {uses: source, with: {path: train.tsv}}
-  raw.test: {uses: source, with: {path: test.tsv}}
-  vectors: {uses: source, with: {path: vectors.txt}}
-  tokenize: {uses: tokenize, inputs: {train: raw.train.data, test: raw.test.data}, with: {format: tsv}}
-  vocab: {uses: vocab, inputs: {tokens: tokenize.tokens}}
-  embed: {uses: embed, inputs: {vocab: vocab.vocab, vectors: vectors.data}}
-"#;
 
 const INPUTS: &str = "{tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}";
 const BASE: &str = "dataset: toy, batch: 10, maps: 10, seed: 1, pad: bucket, optimizer: adam, lr: 0.01";
 
-/// The toy data, and the stages after DATA (`study` and any train stages).
+/// The toy data, and the stages after TOY_STAGES (`study` and any train stages).
 fn project(stages: &str) -> Project {
-    let p = Project::new(&format!("{DATA}{stages}"));
+    let p = Project::new(&format!("stages:\n{TOY_STAGES}{stages}"));
     common::write_toy_data(&p);
     p
 }
@@ -187,14 +177,17 @@ fn bad_studies_fail_before_training_and_a_damaged_or_edited_journal_is_never_mix
         ("space: {variant: {choice: [rand]}}, search: tpe, trials: 0", "trials"),
         ("space: {colour: {choice: [red]}}", "colour"),
     ] {
-        p.write("pipeline.yaml", &format!("{DATA}{}", study(with)));
+        p.write("pipeline.yaml", &format!("stages:\n{TOY_STAGES}{}", study(with)));
         let r = p.run(&["tune", "study"]);
         assert_eq!(r.code, 2, "{with}: {}", r.stderr);
         assert!(r.stderr.contains(says), "{with}: {}", r.stderr);
     }
 
     // A damaged journal line: named, and the study refuses to resume from it.
-    p.write("pipeline.yaml", &format!("{DATA}{}", study("space: {variant: {choice: [rand, static]}, epochs: {choice: [2]}}")));
+    p.write(
+        "pipeline.yaml",
+        &format!("stages:\n{TOY_STAGES}{}", study("space: {variant: {choice: [rand, static]}, epochs: {choice: [2]}}")),
+    );
     let r = p.run(&["tune", "embed"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("selects no `study` stage (pipeline.yaml has: study)"), "{}", r.stderr);

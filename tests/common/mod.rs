@@ -220,6 +220,16 @@ impl Drop for S3Server {
 
 const FILLER: [&str; 10] = ["the", "film", "was", "a", "plot", "of", "and", "it", "story", "acting"];
 
+/// The stages that turn [`write_toy_data`]'s files into tokens, a
+/// vocabulary and an embedding matrix (a `stages:` block's first lines).
+pub const TOY_STAGES: &str = "  raw.train: {uses: source, with: {path: train.tsv}}
+  raw.test: {uses: source, with: {path: test.tsv}}
+  vectors: {uses: source, with: {path: vectors.txt}}
+  tokenize: {uses: tokenize, inputs: {train: raw.train.data, test: raw.test.data}, with: {format: tsv}}
+  vocab: {uses: vocab, inputs: {tokens: tokenize.tokens}}
+  embed: {uses: embed, inputs: {vocab: vocab.vocab, vectors: vectors.data}}
+";
+
 /// A toy two-class data set a CNN learns in a few epochs: `train.tsv` (400
 /// sentences), `test.tsv` (60), and 3-d `vectors.txt` for its words.
 pub fn write_toy_data(p: &Project) {
