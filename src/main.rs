@@ -84,7 +84,8 @@ enum Command {
         /// Also run every stage downstream of the named ones.
         #[arg(long)]
         downstream: bool,
-        /// Recompute the named stages (all, if none named) even when cached.
+        /// Recompute the named stages (all, if none named) even when cached, from the start: a killed
+        /// run's epoch checkpoint is not used.
         #[arg(long)]
         force: bool,
         #[command(flatten)]
@@ -101,7 +102,8 @@ enum Command {
         A study trains `train` runs over a search space (grid, random or TPE), `parallel` at a time, with optional \
         early stopping (ASHA, median) on the dev accuracy each epoch reports. Every trial is cached like a train stage \
         (the same params and inputs are the same key), so rerunning a study, or a trial that matches a train stage, \
-        computes nothing. Kill it at any point: `kimcnn tune` again continues from its journal. Searching \
+        computes nothing. Kill it at any point: `kimcnn tune` again continues from its journal, and a trial killed \
+        mid-way from its last finished epoch (its checkpoint). Searching \
         `epochs: {choice: [10, 15, 20, 30]}` trains each point once, for 30 epochs, and reads the shorter budgets \
         off its first epochs.\n\n\
         Results: `kimcnn show STUDY` (trials.parquet: a row per trial per epoch; best.json: the best trial's full \
@@ -109,7 +111,8 @@ enum Command {
     Tune {
         /// The study stage (a name, group or glob selecting `study` stages).
         study: String,
-        /// Rerun its trials' bookkeeping even when the study is cached (trials stay cached).
+        /// Rerun the study from its first trial even when it is cached or half done: its journal and
+        /// checkpoints are dropped (finished trials stay cached).
         #[arg(long)]
         force: bool,
         #[command(flatten)]

@@ -146,11 +146,21 @@ fn a_killed_study_resumes_from_its_journal_without_retraining_what_finished() {
     assert_eq!(train_runs(&p), 1, "trial 0 finished before the kill");
 
     let r = p.run(&["tune", "study"]).ok();
-    assert!(r.stdout.contains("resumed from its journal: 1 of 3 trials ended, 1 to rerun from their first epoch"), "{}", r.stdout);
+    assert!(r.stdout.contains("resumed from its journal: 1 of 3 trials ended, 1 to go on from their last epoch"), "{}", r.stdout);
+    // Killed as its first epoch was journaled: its checkpoint has that epoch (or the next, a race it may win).
+    assert!(r.stdout.contains("trial 1: resumed after epoch "), "{}", r.stdout);
     assert_eq!(train_runs(&p), 3, "trial 0 was not trained again");
     let rows = trials(&p);
     assert_eq!(rows.len(), 3 * 3);
     assert!(rows.iter().all(|r| r.status == TrialStatus::Completed));
+    assert!(!p.path().join("artifacts/journals/study").read_dir().unwrap().any(|_| true), "journal and checkpoints are gone");
+    // The same trials, to the bit, as a study never killed.
+    let fresh = project(&study("space: {variant: {choice: [rand, static, non-static]}, epochs: {choice: [3]}}"));
+    fresh.run(&["tune", "study"]).ok();
+    let figures = |rows: &[TrialRow]| -> Vec<(u32, u32, u64, u64, u64)> {
+        rows.iter().map(|r| (r.trial_id, r.training_iteration, r.loss.to_bits(), r.accuracy.to_bits(), r.test_accuracy.to_bits())).collect()
+    };
+    assert_eq!(figures(&rows), figures(&trials(&fresh)));
 
     // The same study killed mid-line: the cut line is reported and dropped.
     let p = project(&study("space: {variant: {choice: [rand, static]}, epochs: {choice: [2]}}"));

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 
-use kimcnn_schema::worker::{EpochProgress, WorkerJob, WorkerResult, PROGRESS};
+use kimcnn_schema::worker::{EpochProgress, WorkerJob, WorkerResult, NOTE, PROGRESS};
 use kimcnn_schema::{wants_gpu, Config, EvaluateParams, NumericsRecord};
 use kimcnn_stage::{Job, Kind, Progress, Resources, RunInfo, StageError};
 use serde::Serialize;
@@ -32,7 +32,9 @@ impl Kind for TrainKind {
     /// 4: times moved out of history and summary into `timings`; the
     /// metadata and summary record the numerics.
     /// 5: history has each epoch's test accuracy (the models are unchanged).
-    const VERSION: u32 = 5;
+    /// 6: dropout's generator is reseeded from (seed, epoch) at each epoch,
+    /// so a run goes on from an epoch checkpoint (the models changed).
+    const VERSION: u32 = 6;
     const OUTPUTS: &'static [&'static str] = &["model", "history", "summary", "timings"];
     const MEASURED: &'static [&'static str] = &["timings"];
     /// Per epoch, named as the origin project's Ray Tune trials named them:
@@ -68,8 +70,12 @@ impl Kind for TrainKind {
         Some(&mut p.device)
     }
 
+    /// Each finished epoch is checkpointed in the job's state directory
+    /// (kept until the outputs are committed), so a killed run goes on
+    /// from its last epoch.
     fn run(&self, p: &Config, job: &Job) -> Result<RunInfo, StageError> {
-        run_in_worker("train", p, job, p.epochs as u64)
+        std::fs::create_dir_all(job.state).map_err(|e| StageError::Failed(format!("{}: {e}", job.state.display())))?;
+        run_in_worker("train", p, job, p.epochs as u64, Some(job.state.join("checkpoint.safetensors")))
     }
 }
 
@@ -108,7 +114,7 @@ impl Kind for EvaluateKind {
     }
 
     fn run(&self, p: &EvaluateParams, job: &Job) -> Result<RunInfo, StageError> {
-        run_in_worker("evaluate", p, job, 0)
+        run_in_worker("evaluate", p, job, 0, None)
     }
 }
 
@@ -156,8 +162,15 @@ pub fn die_with_parent(_: &mut Command) {}
 
 /// Runs one stage in the worker: the job as JSON in scratch, epoch rows
 /// from its stdout as progress, its result file as the outcome.
-/// `epochs`: how many epoch rows to expect (0: none).
-pub fn run_in_worker<P: Serialize>(kind: &str, params: &P, job: &Job, epochs: u64) -> Result<RunInfo, StageError> {
+/// `epochs`: how many epoch rows to expect (0: none); `checkpoint`: where
+/// training keeps its epoch checkpoint.
+pub fn run_in_worker<P: Serialize>(
+    kind: &str,
+    params: &P,
+    job: &Job,
+    epochs: u64,
+    checkpoint: Option<PathBuf>,
+) -> Result<RunInfo, StageError> {
     let result = job.scratch.join("result.json");
     let wj = WorkerJob {
         stage: job.stage.to_string(),
@@ -167,6 +180,7 @@ pub fn run_in_worker<P: Serialize>(kind: &str, params: &P, job: &Job, epochs: u6
         threads: job.resources.cpus,
         device: job.device.unwrap_or("auto").to_string(),
         result: result.clone(),
+        checkpoint,
     };
     let path = job.scratch.join("job.json");
     kimcnn_schema::write_json(&path, &wj)?;
@@ -183,6 +197,10 @@ pub fn run_in_worker<P: Serialize>(kind: &str, params: &P, job: &Job, epochs: u6
     let err_reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<String>>());
     let mut stopped_after = None;
     for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
+        if let Some(note) = line.strip_prefix(NOTE) {
+            (job.progress)(Progress::Note(note.to_string()));
+            continue;
+        }
         let Some(row) = line.strip_prefix(PROGRESS) else { continue };
         let Ok(EpochProgress { row, timing }) = serde_json::from_str(row) else { continue };
         let message = format!("loss {:.4}  dev {:.1}%  {:.0} sent/s", row.train_loss, 100.0 * row.dev_accuracy, timing.sentences_per_s);

@@ -2,6 +2,7 @@
 //! [`Executor`], and the [`LocalExecutor`] that runs it on this machine.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -29,6 +30,9 @@ pub struct JobSpec {
     pub inputs: BTreeMap<String, ObjectId>,
     /// The names of the outputs it must write.
     pub outputs: Vec<String>,
+    /// Where it keeps what a rerun after a kill needs (a study's journal, a
+    /// training run's checkpoint), removed once its outputs are committed.
+    pub state: PathBuf,
 }
 
 /// What an executor returns: every output, committed to the local store.
@@ -78,7 +82,7 @@ impl Executor for LocalExecutor {
         for d in [&out_dir, &work_dir] {
             std::fs::create_dir_all(d).map_err(|e| StageError::Failed(format!("{}: {e}", d.display())))?;
         }
-        let state = store.state_dir(&job.stage, job.key.as_str());
+        let state = &job.state;
         let trials = crate::trials::RunnerTrials {
             registry: &self.registry,
             env: &self.env,
@@ -87,6 +91,7 @@ impl Executor for LocalExecutor {
             inputs: &job.inputs,
             device: job.device.as_deref(),
             cpus: job.resources.cpus,
+            state,
         };
         let run = Job {
             stage: &job.stage,
@@ -98,7 +103,7 @@ impl Executor for LocalExecutor {
             env: &self.env,
             progress,
             stop,
-            state: &state,
+            state,
             trials: &trials,
         };
         let t0 = Instant::now();
@@ -113,7 +118,7 @@ impl Executor for LocalExecutor {
         }
         // Its outputs are in: what it kept for a rerun is no longer needed.
         if state.exists() {
-            std::fs::remove_dir_all(&state).map_err(|e| StageError::Failed(format!("{}: {e}", state.display())))?;
+            std::fs::remove_dir_all(state).map_err(|e| StageError::Failed(format!("{}: {e}", state.display())))?;
         }
         Ok(Executed { outputs, info, seconds })
     }

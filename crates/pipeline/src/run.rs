@@ -307,7 +307,8 @@ fn run_once(plan: &Plan, registry: &Registry, env: &Env, opts: &RunOptions, on: 
                     let progress = |p: Progress| on(Event::Progress { stage: &s.name, progress: &p });
                     let resources = Resources { cpus: need, ..s.resources };
                     let never = AtomicBool::new(false);
-                    let (res, via) = work(s, store, executor, key, inputs, fingerprint, resources, forced, pull, &progress, &never);
+                    let state = store.state_dir(&s.name, key.as_str());
+                    let (res, via) = work(s, store, executor, key, inputs, fingerprint, resources, forced, pull, state, &progress, &never);
                     let _ = tx.send((i, res, t0.elapsed().as_secs_f64(), via));
                 });
             }
@@ -400,6 +401,7 @@ pub(crate) fn work(
     resources: Resources,
     forced: bool,
     pull: Option<&dyn Fetch>,
+    state: PathBuf,
     progress: &(dyn Fn(Progress) + Sync),
     stop: &AtomicBool,
 ) -> (std::result::Result<Done, WorkError>, Via) {
@@ -413,6 +415,12 @@ pub(crate) fn work(
         Ok(Prepared::Restored(outputs, via)) => return (Ok(Done { key, inputs, outputs, fingerprint }), via),
         Err(e) => return (Err(e), Via::Computed),
     }
+    // Forced: computed afresh, not from what a killed run left.
+    if forced && state.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&state) {
+            return fail(StageError::Failed(format!("{}: {e}", state.display())));
+        }
+    }
     let job = JobSpec {
         stage: s.name.clone(),
         kind: s.kind.clone(),
@@ -423,6 +431,7 @@ pub(crate) fn work(
         resources,
         inputs: inputs.clone(),
         outputs: s.outputs.clone(),
+        state,
     };
     let executed = match executor.execute(&job, progress, stop) {
         Ok(x) => x,

@@ -6,6 +6,7 @@
 //! `<stage>/<label>`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use kimcnn_stage::{Env, Progress, Registry, Resources, StageError, TrialRun, Trials};
@@ -27,6 +28,9 @@ pub(crate) struct RunnerTrials<'a> {
     pub device: Option<&'a str>,
     /// Its threads: no trial gets more.
     pub cpus: usize,
+    /// Its state directory: each trial keeps its own inside, so they go
+    /// when the stage's outputs are committed.
+    pub state: &'a Path,
 }
 
 impl Trials for RunnerTrials<'_> {
@@ -60,7 +64,9 @@ impl Trials for RunnerTrials<'_> {
             later: None,
         };
         let store = &self.env.store;
-        let (res, via) = work(&stage, store, self.executor, key, self.inputs.clone(), fingerprint, resources, false, None, progress, stop);
+        let state = self.state.join("trials").join(label).join(key.as_str());
+        let (res, via) =
+            work(&stage, store, self.executor, key, self.inputs.clone(), fingerprint, resources, false, None, state, progress, stop);
         match res {
             Ok(done) => Ok(TrialRun {
                 peak_rss_bytes: store.read_run(&done.key).ok().flatten().and_then(|r| r.peak_rss_bytes),

@@ -25,11 +25,19 @@ pub struct WorkerJob<P> {
     pub device: String,
     /// Where the worker writes its [`WorkerResult`].
     pub result: PathBuf,
+    /// Where a training run keeps its epoch checkpoint (and finds it again
+    /// after being killed); none: no checkpoints.
+    #[serde(default)]
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// Prefix of the worker's progress lines on stdout (an [`EpochProgress`]
 /// as JSON follows), so other output cannot be mistaken for them.
 pub const PROGRESS: &str = "kimcnn-progress ";
+
+/// Prefix of the worker's notes on stdout (one line of text follows): what
+/// the user should hear of, as resuming from a checkpoint.
+pub const NOTE: &str = "kimcnn-note ";
 
 /// A progress line: an epoch's row and how long it took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -61,7 +61,7 @@ pub(crate) fn run(p: &StudyParams, job: &Job) -> Result<RunInfo, StageError> {
     let ended = state.trials.iter().filter(|t| t.ended()).count();
     if !events.is_empty() {
         let started = state.trials.iter().filter(|t| t.point.is_some()).count();
-        note(format!("resumed from its journal: {ended} of {n} trials ended, {} to rerun from their first epoch", started - ended));
+        note(format!("resumed from its journal: {ended} of {n} trials ended, {} to go on from their last epoch", started - ended));
     }
     let shared = (Mutex::new(state), Condvar::new());
     report(p, job, &shared.0.lock().expect("study lock"));
@@ -230,7 +230,11 @@ fn run_trial(p: &StudyParams, job: &Job, shared: &(Mutex<State>, Condvar), i: us
     };
     let stop = AtomicBool::new(false);
     let on_epoch = |pr: Progress| {
-        let Progress::Steps { done, metrics, .. } = pr else { return };
+        let (done, metrics) = match pr {
+            Progress::Steps { done, metrics, .. } => (done, metrics),
+            Progress::Note(m) => return (job.progress)(Progress::Note(format!("trial {i}: {m}"))),
+            Progress::Bytes { .. } => return,
+        };
         let epoch = done as usize;
         let mut st = lock.lock().expect("study lock");
         if !st.trials[i].epochs.contains_key(&epoch) {

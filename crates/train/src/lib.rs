@@ -8,7 +8,9 @@
 //! - [`Dataset`]: a tokens table and vocabulary as id tensors, with the
 //!   train/dev/test split (k-fold data: the test fold, and a seeded 10% dev).
 //! - [`train`]: the loop, with model selection on dev only; returns the best
-//!   epoch's weights and the per-epoch history.
+//!   epoch's weights and the per-epoch history. With a checkpoint path it
+//!   saves each finished epoch and a killed run goes on from there, to the
+//!   bytes of a run never stopped.
 //! - [`evaluate`]: predictions and the confusion matrix on a split.
 //!
 //! The optimizers are hand-written on tensors: tch has no Adadelta, and
@@ -19,6 +21,7 @@
 //! used: the dense update's result at a fraction of its cost on large
 //! vocabularies.
 
+mod checkpoint;
 mod data;
 mod eval;
 mod io;
@@ -31,7 +34,7 @@ pub use eval::evaluate;
 pub use io::{load_model, save_model, SavedModel};
 pub use kimcnn_schema::{Config, OptimizerKind, Pad, Variant};
 pub use model::KimCnn;
-pub use train::{train, TrainOutcome};
+pub use train::{train, TrainEvent, TrainOutcome};
 
 use std::path::PathBuf;
 

@@ -20,6 +20,19 @@ impl Optimizer {
         Optimizer { kind: cfg.optimizer, lr: cfg.lr(), rho: cfg.rho, eps: cfg.eps, state, step: 0 }
     }
 
+    /// Per parameter, its two state tensors (shared: writing them writes the state).
+    pub fn state(&self) -> &[(Tensor, Tensor)] {
+        &self.state
+    }
+
+    pub fn step_count(&self) -> i64 {
+        self.step.into()
+    }
+
+    pub fn set_step_count(&mut self, step: i64) {
+        self.step = step as i32;
+    }
+
     /// One update of `params` with their gradients `grads` (undefined: no gradient, skipped).
     pub fn step(&mut self, params: &[Tensor], grads: &[Tensor]) {
         self.step += 1;
@@ -118,6 +131,19 @@ impl LazyAdadelta {
         let zeros = || matrix.zeros_like().detach();
         let last = Tensor::zeros([matrix.size()[0]], (tch::Kind::Int64, matrix.device()));
         LazyAdadelta { acc_g: zeros(), acc_dx: zeros(), last, step: 0, rho: cfg.rho, eps: cfg.eps, lr: cfg.lr() }
+    }
+
+    /// Its state tensors by name (shared: writing them writes the state).
+    pub fn state(&self) -> Vec<(&'static str, Tensor)> {
+        vec![("acc_g", self.acc_g.shallow_clone()), ("acc_dx", self.acc_dx.shallow_clone()), ("last", self.last.shallow_clone())]
+    }
+
+    pub fn step_count(&self) -> i64 {
+        self.step
+    }
+
+    pub fn set_step_count(&mut self, step: i64) {
+        self.step = step;
     }
 
     /// One step for the rows `batch` gathered, with their gradient `grad`.

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 use kimcnn_schema::{EpochRow, EpochTiming};
@@ -5,6 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
+use crate::checkpoint::{self, epoch_seed, Checkpoint, Counters};
 use crate::optim::{clip_grad_norm, BatchRows, LazyAdadelta, Optimizer};
 use crate::{Config, Dataset, KimCnn, OptimizerKind, Result, TrainError, Variant};
 
@@ -19,44 +22,88 @@ pub struct TrainOutcome {
     pub best_dev_accuracy: f64,
 }
 
+/// What the loop tells its caller as it goes.
+#[derive(Debug)]
+pub enum TrainEvent<'a> {
+    /// It goes on from a checkpoint after `epoch`; those epochs come as
+    /// [`TrainEvent::Epoch`] first, as they were.
+    Resumed { epoch: usize },
+    /// A checkpoint it found and could not use (why); it starts over.
+    Unusable(String),
+    /// An epoch ended (or was restored from the checkpoint).
+    Epoch(&'a EpochRow, &'a EpochTiming),
+}
+
 /// Trains Kim's CNN. `init` is the embedding matrix [V, D] from the embed
 /// stage; CNN-rand replaces every row with U[-a, a] (`rand_a`). Model
 /// selection is on dev accuracy only (ties: the later epoch, as Kim's `>=`).
-/// `on_epoch` sees each epoch as it ends.
+/// With `checkpoint`, each finished epoch is saved there before it is
+/// reported, and a run that finds one goes on after its epoch, to the same
+/// bytes as a run never stopped. `on_event` sees each epoch as it ends.
 pub fn train(
     data: &Dataset,
     init: &Tensor,
     rand_a: f64,
     cfg: &Config,
     device: Device,
-    on_epoch: &mut dyn FnMut(&EpochRow, &EpochTiming),
+    checkpoint: Option<&Path>,
+    on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<TrainOutcome> {
     cfg.clone().check().map_err(TrainError::Config)?;
-    tch::manual_seed(cfg.seed as i64);
-    if let Device::Cuda(_) = device {
-        tch::Cuda::manual_seed_all(cfg.seed);
-    }
-    let init = if cfg.variant == Variant::Rand {
-        let mut m = Tensor::empty(init.size(), (Kind::Float, Device::Cpu));
-        let _ = m.uniform_(-rand_a, rand_a);
-        let _ = m.get(0).fill_(0.0);
-        m
-    } else {
-        init.shallow_clone()
+    let fresh = || {
+        reseed(cfg.seed as i64, device);
+        let init = if cfg.variant == Variant::Rand {
+            let mut m = Tensor::empty(init.size(), (Kind::Float, Device::Cpu));
+            let _ = m.uniform_(-rand_a, rand_a);
+            let _ = m.get(0).fill_(0.0);
+            m
+        } else {
+            init.shallow_clone()
+        };
+        let model = KimCnn::new(&init, data.classes.len() as i64, cfg, device);
+        // Adadelta updates a fine-tuned embedding row by row (see LazyAdadelta);
+        // the other optimizers update it whole, with the rest.
+        let lazy = (model.tunes_embedding() && cfg.optimizer == OptimizerKind::Adadelta).then(|| LazyAdadelta::new(&model.emb, cfg));
+        let params = model.trainable(lazy.is_none());
+        let opt = Optimizer::new(&params, cfg);
+        (model, lazy, params, opt, ChaCha8Rng::seed_from_u64(cfg.seed))
     };
-    let model = KimCnn::new(&init, data.classes.len() as i64, cfg, device);
-    // Adadelta updates a fine-tuned embedding row by row (see LazyAdadelta);
-    // the other optimizers update it whole, with the rest.
-    let mut lazy = (model.tunes_embedding() && cfg.optimizer == OptimizerKind::Adadelta).then(|| LazyAdadelta::new(&model.emb, cfg));
-    let params = model.trainable(lazy.is_none());
-    let mut opt = Optimizer::new(&params, cfg);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let (mut model, mut lazy, mut params, mut opt, mut rng) = fresh();
     let side = cfg.side_pad();
     let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
     let (mut history, mut timings) = (Vec::new(), Vec::new());
     let mut best: Option<(usize, f64, KimCnn)> = None;
     let mut since_best = 0;
-    for epoch in 1..=cfg.epochs {
+    let config_json = serde_json::to_string(cfg).map_err(|e| TrainError::Invalid(e.to_string()))?;
+    if let Some(path) = checkpoint {
+        match Checkpoint::load(path, &config_json) {
+            Ok(None) => {}
+            Ok(Some(c)) => match restore(&c, &model, &mut opt, lazy.as_mut(), &mut rng) {
+                Ok(b) => {
+                    on_event(TrainEvent::Resumed { epoch: c.counters.epoch });
+                    for (e, t) in c.history.iter().zip(&c.timings) {
+                        on_event(TrainEvent::Epoch(e, t));
+                    }
+                    (history, timings, best, since_best) = (c.history, c.timings, Some(b), c.counters.since_best);
+                }
+                Err(e) => {
+                    on_event(TrainEvent::Unusable(format!("{}: {e}", path.display())));
+                    // Half restored: start from scratch.
+                    (model, lazy, params, opt, rng) = fresh();
+                }
+            },
+            Err(e) => on_event(TrainEvent::Unusable(e.to_string())),
+        }
+    }
+    let patience_hit = |since_best: usize| cfg.patience.is_some_and(|p| since_best >= p);
+    let first = history.len() + 1;
+    for epoch in first..=cfg.epochs {
+        if patience_hit(since_best) {
+            break;
+        }
+        // Dropout's draws follow from (seed, epoch) alone, so a checkpoint
+        // needs no libtorch generator state (it has none to give).
+        reseed(epoch_seed(cfg.seed, epoch), device);
         let t0 = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
         for (b, rows) in data.epoch_batches(cfg.batch, cfg.pad, &mut rng).iter().enumerate() {
@@ -97,30 +144,103 @@ pub fn train(
         let (dev_loss, dev_accuracy) = loss_and_accuracy(&model, data, &data.dev, cfg, device);
         // Scored for the record (studies read it per epoch); selection below is on dev only.
         let test_accuracy = if data.test.is_empty() { f64::NAN } else { loss_and_accuracy(&model, data, &data.test, cfg, device).1 };
-        let e = EpochRow {
+        history.push(EpochRow {
             epoch,
             train_loss: loss_sum / seen as f64,
             train_accuracy: correct as f64 / seen as f64,
             dev_loss,
             dev_accuracy,
             test_accuracy,
-        };
-        let t = EpochTiming { epoch, seconds, sentences_per_s: seen as f64 / seconds };
-        on_epoch(&e, &t);
-        history.push(e);
-        timings.push(t);
+        });
+        timings.push(EpochTiming { epoch, seconds, sentences_per_s: seen as f64 / seconds });
         if best.as_ref().is_none_or(|(_, acc, _)| dev_accuracy >= *acc) {
             best = Some((epoch, dev_accuracy, model.snapshot()));
             since_best = 0;
         } else {
             since_best += 1;
-            if cfg.patience.is_some_and(|p| since_best >= p) {
-                break;
-            }
         }
+        if let Some(path) = checkpoint {
+            let (best_epoch, _, best_model) = best.as_ref().expect("set above");
+            let c = Counters {
+                version: checkpoint::VERSION,
+                config: config_json.clone(),
+                epoch,
+                best_epoch: *best_epoch,
+                since_best,
+                rng_word_pos: rng.get_word_pos().to_string(),
+                optimizer_step: opt.step_count(),
+                lazy_step: lazy.as_ref().map_or(0, LazyAdadelta::step_count),
+            };
+            let mut tensors = named("model", &model);
+            if *best_epoch != epoch {
+                tensors.extend(named("best", best_model));
+            }
+            for (i, (a, b)) in opt.state().iter().enumerate() {
+                tensors.insert(format!("opt/{i}/a"), a.shallow_clone());
+                tensors.insert(format!("opt/{i}/b"), b.shallow_clone());
+            }
+            if let Some(l) = &lazy {
+                tensors.extend(l.state().into_iter().map(|(n, t)| (format!("lazy/{n}"), t)));
+            }
+            let (history, timings) = (history.clone(), timings.clone());
+            Checkpoint { counters: c, tensors, history, timings }.save(path)?;
+        }
+        on_event(TrainEvent::Epoch(history.last().expect("pushed"), timings.last().expect("pushed")));
     }
     let (best_epoch, best_dev_accuracy, model) = best.expect("at least one epoch");
     Ok(TrainOutcome { model, history, timings, best_epoch, best_dev_accuracy })
+}
+
+/// Seeds libtorch's generators (the CPU's, and CUDA's where it runs).
+fn reseed(seed: i64, device: Device) {
+    tch::manual_seed(seed);
+    if let Device::Cuda(_) = device {
+        tch::Cuda::manual_seed_all(seed as u64);
+    }
+}
+
+/// The weights a checkpoint keeps, by `prefix/name`: all but the frozen
+/// multichannel copy, which a fresh model has as it was.
+fn named(prefix: &str, model: &KimCnn) -> HashMap<String, Tensor> {
+    model.named().into_iter().filter(|(n, _)| n != "embedding_static").map(|(n, t)| (format!("{prefix}/{n}"), t)).collect()
+}
+
+/// Puts a checkpoint's state into a fresh run's model, optimizers and
+/// shuffle stream; returns the best epoch so far with its weights.
+fn restore(
+    c: &Checkpoint,
+    model: &KimCnn,
+    opt: &mut Optimizer,
+    lazy: Option<&mut LazyAdadelta>,
+    rng: &mut ChaCha8Rng,
+) -> Result<(usize, f64, KimCnn)> {
+    let n = &c.counters;
+    let invalid = |m: &str| TrainError::Invalid(m.to_string());
+    if c.history.len() != n.epoch || n.best_epoch == 0 || n.best_epoch > n.epoch {
+        return Err(invalid("its epochs do not add up"));
+    }
+    for (name, t) in named("model", model) {
+        c.restore(&name, &t)?;
+    }
+    let best = model.snapshot();
+    if n.best_epoch != n.epoch {
+        for (name, t) in named("best", &best) {
+            c.restore(&name, &t)?;
+        }
+    }
+    for (i, (a, b)) in opt.state().iter().enumerate() {
+        c.restore(&format!("opt/{i}/a"), a)?;
+        c.restore(&format!("opt/{i}/b"), b)?;
+    }
+    opt.set_step_count(n.optimizer_step);
+    if let Some(l) = lazy {
+        for (name, t) in l.state() {
+            c.restore(&format!("lazy/{name}"), &t)?;
+        }
+        l.set_step_count(n.lazy_step);
+    }
+    rng.set_word_pos(n.rng_word_pos.parse().map_err(|_| invalid("its shuffle position is not a number"))?);
+    Ok((n.best_epoch, c.history[n.best_epoch - 1].dev_accuracy, best))
 }
 
 /// Mean cross-entropy and accuracy on `rows`, in eval mode, 1000 at a time.

@@ -3,13 +3,13 @@
 use std::path::Path;
 
 use kimcnn_embed::Embeddings;
-use kimcnn_schema::worker::{EpochProgress, WorkerJob, WorkerResult, PROGRESS};
+use kimcnn_schema::worker::{EpochProgress, WorkerJob, WorkerResult, NOTE, PROGRESS};
 use kimcnn_schema::{
     effective_numerics, Config, EvaluateParams, Metrics, ModelMeta, Numerics, NumericsRecord, RandA, TokenizeSummary, TrainSummary,
     TrainTimings, Variant,
 };
 use kimcnn_tokenize::TokensTable;
-use kimcnn_train::{Dataset, SavedModel, TrainError};
+use kimcnn_train::{Dataset, SavedModel, TrainError, TrainEvent};
 use kimcnn_vocab::Vocab;
 use serde::de::DeserializeOwned;
 use tch::{Kind, Tensor};
@@ -120,9 +120,15 @@ fn train(job: &WorkerJob<Config>, device: tch::Device, numerics: &NumericsRecord
     let flat: Vec<f32> = emb.matrix.iter().copied().collect();
     let matrix = Tensor::from_slice(&flat).view([v as i64, d as i64]).to_kind(Kind::Float);
     let t0 = std::time::Instant::now();
-    let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, &mut |row, timing| {
-        let line = EpochProgress { row: row.clone(), timing: timing.clone() };
-        println!("{PROGRESS}{}", serde_json::to_string(&line).unwrap_or_default());
+    let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, job.checkpoint.as_deref(), &mut |e| match e {
+        TrainEvent::Resumed { epoch } => println!("{NOTE}resumed after epoch {epoch}, from its checkpoint"),
+        TrainEvent::Unusable(why) => println!("{NOTE}its checkpoint is not used ({why}); training from the first epoch"),
+        TrainEvent::Epoch(row, timing) => {
+            let line = EpochProgress { row: row.clone(), timing: timing.clone() };
+            println!("{PROGRESS}{}", serde_json::to_string(&line).unwrap_or_default());
+            // Tests kill the worker here: its checkpoint holds this epoch.
+            kimcnn_store::kill_point(&format!("train:epoch-{}", row.epoch));
+        }
     })
     .map_err(train_error)?;
     let (device, threads) = (kimcnn_train::device_name(device), tch::get_num_threads() as usize);
