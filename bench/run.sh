@@ -60,6 +60,17 @@ python3 "$ROOT/bench/train.py" \
   --out "$OUT/train" \
   --epochs "${TRAIN_BENCH_EPOCHS:-5}" \
   --reps "${TRAIN_BENCH_REPS:-3}"
+# The same in the same numerics on both sides: kimcnn in `fast` (libtorch's default kernels, as the reference).
+python3 "$ROOT/bench/train.py" \
+  --kimcnn "$BIN" \
+  --python "$TORCH_PY" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/train_fast" \
+  --kimcnn-numerics fast \
+  --predict-sentences 0 \
+  --epochs "${TRAIN_BENCH_EPOCHS:-5}" \
+  --reps "${TRAIN_BENCH_REPS:-3}"
 
 # Push and pull to a local S3 server (s3s-fs), against `aws s3 sync` of the same files.
 python3 "$ROOT/bench/remote.py" \
@@ -105,6 +116,13 @@ fi
   --work "$WORK" \
   --out "$OUT/study" \
   --budgets "${STUDY_BENCH_BUDGETS:-2,3,4,6}"
+# Search quality on a real MR space: TPE against random search over seeds (studies on the grid's
+# store, every trial a cache hit), and ASHA against the full grid (about 10 minutes on 2 cores).
+"$TUNE_PY" "$ROOT/bench/search_quality.py" \
+  --kimcnn "$BIN" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/search_quality"
 python3 "$ROOT/bench/tuner_overhead.py" \
   --python "$TUNE_PY" \
   --kimcnn "$BIN" \

@@ -35,7 +35,7 @@ VARIANTS = ["rand", "static", "non-static", "multichannel"]
 PADS = {"kim": "kim", "bucket": "dynamic"}  # kimcnn pad -> the reference's --pad it is compared with
 
 
-def pipeline(shared, epochs, threads, variants):
+def pipeline(shared, epochs, threads, variants, numerics="reproducible"):
     return f"""params: {{seed: 1, epochs: {epochs}}}
 stages:
   mr:
@@ -51,13 +51,13 @@ stages:
     uses: train
     threads: {threads}
     inputs: {{tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}}
-    with: {{dataset: mr, variant: static, pad: kim, epochs: 1, seed: '${{seed}}', device: cpu, rand_a: matched}}
+    with: {{dataset: mr, variant: static, pad: kim, epochs: 1, seed: '${{seed}}', device: cpu, rand_a: matched, numerics: {numerics}}}
   train:
     uses: train
     threads: {threads}
     matrix: {{variant: {variants}, pad: {list(PADS)}}}
     inputs: {{tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}}
-    with: {{dataset: mr, variant: '${{variant}}', pad: '${{pad}}', epochs: '${{epochs}}', seed: '${{seed}}', device: cpu, rand_a: matched}}
+    with: {{dataset: mr, variant: '${{variant}}', pad: '${{pad}}', epochs: '${{epochs}}', seed: '${{seed}}', device: cpu, rand_a: matched, numerics: {numerics}}}
   evaluate:
     uses: evaluate
     matrix: {{variant: {variants}, pad: {list(PADS)}}}
@@ -81,6 +81,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions of every cell (at least 3 for a reported figure)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--predict-sentences", type=int, default=100_000)
+    ap.add_argument("--kimcnn-numerics", choices=["reproducible", "fast"], default="reproducible",
+                    help="kimcnn's numerics: reproducible (its default: CPU kernels capped at AVX2) or fast (libtorch's "
+                         "default kernels, as the reference runs: the same-numerics pairing)")
     a = ap.parse_args()
     if a.reps < 1:
         ap.error("--reps must be at least 1")
@@ -98,7 +101,7 @@ def main():
     )
     print(provenance.markdown(versions), flush=True)
     env = dict(os.environ, KIMCNN_MIRROR=str(shared))
-    (work / "pipeline.yaml").write_text(pipeline(shared, a.epochs, a.threads, variants))
+    (work / "pipeline.yaml").write_text(pipeline(shared, a.epochs, a.threads, variants, a.kimcnn_numerics))
     out = lambda link: json.loads((work / "artifacts/out" / link).read_text())
 
     def kimcnn_train(stage, force=True):
@@ -149,7 +152,8 @@ def main():
                 print(f"rep {rep + 1}/{a.reps} {v} kimcnn {pad} {cell['kimcnn'][-1]:,.0f} / reference {ref_pad} "
                       f"{cell['reference'][-1]:,.0f} sentences/s", flush=True)
     subprocess.run([a.kimcnn, "run", "--jobs", str(a.threads), "evaluate"], cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
-    res = {"epochs": a.epochs, "threads": a.threads, "reps": a.reps, "versions": versions, "cells": {}}
+    res = {"epochs": a.epochs, "threads": a.threads, "reps": a.reps, "versions": versions, "kimcnn_numerics_param": a.kimcnn_numerics,
+           "cells": {}}
     numerics = set()
     for v in variants:
         for pad, ref_pad in PADS.items():
@@ -167,19 +171,20 @@ def main():
                                  "best_epoch": {"kimcnn": m["best_epoch"], "reference": s["best_dev_epoch"]}}
 
     # Inference: predict on 100k sentences (MR lines, repeated); one untimed run, then --reps timed.
-    lines = (shared / "datasets/kim/rt-polarity.pos").read_bytes().decode("latin-1").splitlines()
     n = a.predict_sentences
-    big = work / "sentences.txt"
-    big.write_text("\n".join((lines * (n // len(lines) + 1))[:n]) + "\n")
-    model = f"train.{'non-static' if 'non-static' in variants else variants[0]}.kim"
-    times = []
-    for i in range(a.reps + 1):
-        with open(big) as f:
-            t0 = time.perf_counter()
-            subprocess.run([a.kimcnn, "predict", "--model", model], cwd=work, stdin=f, stdout=subprocess.DEVNULL, check=True)
-            if i:
-                times.append(time.perf_counter() - t0)
-    res["predict"] = {"model": model, "sentences": n, "seconds": spread(times)}
+    if n > 0:
+        lines = (shared / "datasets/kim/rt-polarity.pos").read_bytes().decode("latin-1").splitlines()
+        big = work / "sentences.txt"
+        big.write_text("\n".join((lines * (n // len(lines) + 1))[:n]) + "\n")
+        model = f"train.{'non-static' if 'non-static' in variants else variants[0]}.kim"
+        times = []
+        for i in range(a.reps + 1):
+            with open(big) as f:
+                t0 = time.perf_counter()
+                subprocess.run([a.kimcnn, "predict", "--model", model], cwd=work, stdin=f, stdout=subprocess.DEVNULL, check=True)
+                if i:
+                    times.append(time.perf_counter() - t0)
+        res["predict"] = {"model": model, "sentences": n, "seconds": spread(times)}
     res["kimcnn_numerics"] = sorted(numerics)
     Path(a.out + ".json").write_text(json.dumps(res, indent=2) + "\n")
 
@@ -190,8 +195,9 @@ def main():
           "reference back to back in each repetition, the side going first alternating. Ratio = kimcnn median / "
           "reference median. `kim`: both pad every batch to the longest sentence (identical work); `bucket` / "
           "`dynamic`: each side's fastest mode (kimcnn batches similar lengths, the reference pads each random batch "
-          f"to its longest). kimcnn with its default numerics ({', '.join(sorted(numerics))}); the reference with "
-          "PyTorch's defaults.", "",
+          f"to its longest). kimcnn in `numerics: {a.kimcnn_numerics}` ({', '.join(sorted(numerics))}"
+          f"{'; its default' if a.kimcnn_numerics == 'reproducible' else '; the same kernels as the reference'}); the reference "
+          "with PyTorch's defaults.", "",
           "| variant | padding, kimcnn / reference | reference | kimcnn | ratio | test acc %, reference / kimcnn |",
           "|---|---|---|---|---|---|"]
     for key, c in res["cells"].items():
@@ -199,13 +205,14 @@ def main():
                   f"{c['ratio_of_medians']:.2f}x | {100 * c['test_acc']['reference']:.1f} / {100 * c['test_acc']['kimcnn']:.1f} |")
     contended = sum(sum(c["reference_contended_epochs"]) for c in res["cells"].values())
     total = sum(len(e) for c in res["cells"].values() for e in c["reference_epochs"])
-    p = res["predict"]["seconds"]
     md += ["", f"Test accuracies are single runs (the last repetition), shown to check the settings match, not to rank. "
-           f"The reference flagged {contended} of its {total} timed epochs as contended (other processes used > 5% of the machine).",
-           "", f"`kimcnn predict` on {n:,} sentences (CNN-{model.split('.')[1]}, kim padding, CPU; no baseline): median "
-           f"{p['median']:.1f} s ({p['min']:.1f}-{p['max']:.1f}) over {a.reps} runs after a warm-up, "
-           f"{n / p['median']:,.0f} sentences/s (process start and model load included).",
-           "", provenance.markdown(versions)]
+           f"The reference flagged {contended} of its {total} timed epochs as contended (other processes used > 5% of the machine)."]
+    if "predict" in res:
+        p, model = res["predict"]["seconds"], res["predict"]["model"]
+        md += ["", f"`kimcnn predict` on {n:,} sentences (CNN-{model.split('.')[1]}, kim padding, CPU; no baseline): median "
+               f"{p['median']:.1f} s ({p['min']:.1f}-{p['max']:.1f}) over {a.reps} runs after a warm-up, "
+               f"{n / p['median']:,.0f} sentences/s (process start and model load included)."]
+    md += ["", provenance.markdown(versions)]
     Path(a.out + ".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -58,6 +58,10 @@ pub struct StudyParams {
     pub space: Space,
     /// `grid`, `random` or `tpe`.
     pub search: Algorithm,
+    /// TPE: how many trials are random draws before it models the results
+    /// (Optuna's `n_startup_trials`; they are random search's draws, seeded
+    /// alike).
+    pub tpe_startup: usize,
     /// How many points to train (grid: 0, the default, is the whole grid).
     pub trials: usize,
     /// Trials at once, a thread each.
@@ -80,6 +84,7 @@ impl Default for StudyParams {
             base: Config::default(),
             space: Space::default(),
             search: Algorithm::Grid,
+            tpe_startup: 10,
             trials: 0,
             parallel: 1,
             seed: 0,
@@ -114,7 +119,7 @@ impl StudyParams {
     }
 
     pub fn searcher(&self) -> Searcher {
-        Searcher::new(self.search, self.searched(), self.seed, self.mode == Mode::Max)
+        Searcher { n_startup: self.tpe_startup, ..Searcher::new(self.search, self.searched(), self.seed, self.mode == Mode::Max) }
     }
 
     /// A trial's `train` params: the base with the point's values, trained
@@ -158,6 +163,9 @@ impl StudyParams {
         }
         if self.parallel < 1 {
             return Err("param `parallel` must be at least 1".into());
+        }
+        if self.search == Algorithm::Tpe && self.tpe_startup < 1 {
+            return Err("param `tpe_startup` must be at least 1 (TPE needs a first result to model)".into());
         }
         let max_epochs = *self.budgets().last().expect("at least one budget");
         let searched = self.searched();

@@ -51,6 +51,11 @@ fn the_space_is_checked_against_the_train_params_before_anything_runs() {
     assert!(e.contains("space"), "{e}");
     let e = err(json!({"parallel": 0}));
     assert!(e.contains("parallel"), "{e}");
+    let e = err(json!({"search": "tpe", "trials": 4, "tpe_startup": 0}));
+    assert!(e.contains("`tpe_startup` must be at least 1"), "{e}");
+    let p = plan(study(json!({"search": "tpe", "trials": 4, "tpe_startup": 2}))).unwrap();
+    let p: crate::StudyParams = serde_json::from_value(p).unwrap();
+    assert_eq!(p.searcher().n_startup, 2);
     let e = err(json!({"base": {"dataset": "mr", "widths": []}}));
     assert!(e.starts_with("base: "), "{e}");
     let e = err(json!({"stopper": {"asha": {"reduction": 1}}}));

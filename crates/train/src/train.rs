@@ -161,7 +161,7 @@ pub fn train(
         }
         if let Some(path) = checkpoint {
             let (best_epoch, _, best_model) = best.as_ref().expect("set above");
-            let c = Counters {
+            let counters = Counters {
                 version: checkpoint::VERSION,
                 config: config_json.clone(),
                 epoch,
@@ -171,19 +171,9 @@ pub fn train(
                 optimizer_step: opt.step_count(),
                 lazy_step: lazy.as_ref().map_or(0, LazyAdadelta::step_count),
             };
-            let mut tensors = named("model", &model);
-            if *best_epoch != epoch {
-                tensors.extend(named("best", best_model));
-            }
-            for (i, (a, b)) in opt.state().iter().enumerate() {
-                tensors.insert(format!("opt/{i}/a"), a.shallow_clone());
-                tensors.insert(format!("opt/{i}/b"), b.shallow_clone());
-            }
-            if let Some(l) = &lazy {
-                tensors.extend(l.state().into_iter().map(|(n, t)| (format!("lazy/{n}"), t)));
-            }
-            let (history, timings) = (history.clone(), timings.clone());
-            Checkpoint { counters: c, tensors, history, timings }.save(path)?;
+            let best_model = (*best_epoch != epoch).then_some(best_model);
+            let tensors = state_tensors(&model, best_model, &opt, lazy.as_ref());
+            Checkpoint { counters, tensors, history: history.clone(), timings: timings.clone() }.save(path)?;
         }
         on_event(TrainEvent::Epoch(history.last().expect("pushed"), timings.last().expect("pushed")));
     }
@@ -203,6 +193,23 @@ fn reseed(seed: i64, device: Device) {
 /// multichannel copy, which a fresh model has as it was.
 fn named(prefix: &str, model: &KimCnn) -> HashMap<String, Tensor> {
     model.named().into_iter().filter(|(n, _)| n != "embedding_static").map(|(n, t)| (format!("{prefix}/{n}"), t)).collect()
+}
+
+/// What a checkpoint keeps besides counters: the weights, the best epoch's
+/// (unless they are the current ones) and the optimizers' state.
+fn state_tensors(model: &KimCnn, best: Option<&KimCnn>, opt: &Optimizer, lazy: Option<&LazyAdadelta>) -> HashMap<String, Tensor> {
+    let mut tensors = named("model", model);
+    if let Some(b) = best {
+        tensors.extend(named("best", b));
+    }
+    for (i, (a, b)) in opt.state().iter().enumerate() {
+        tensors.insert(format!("opt/{i}/a"), a.shallow_clone());
+        tensors.insert(format!("opt/{i}/b"), b.shallow_clone());
+    }
+    if let Some(l) = lazy {
+        tensors.extend(l.state().into_iter().map(|(n, t)| (format!("lazy/{n}"), t)));
+    }
+    tensors
 }
 
 /// Puts a checkpoint's state into a fresh run's model, optimizers and
