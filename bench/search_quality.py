@@ -123,6 +123,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", type=int, default=20)
     a = ap.parse_args()
+    a.kimcnn = str(Path(a.kimcnn).resolve())  # the runs below change directory
     shared, work = Path(a.shared).resolve(), Path(a.work).resolve() / "search_quality"
     if work.exists():
         subprocess.run(["rm", "-rf", str(work)], check=True)
@@ -223,6 +224,8 @@ def markdown(res):
         "",
         "One training seed per point: the table's differences between points are partly seed noise, which the searchers see as "
         "the objective; the comparison of searchers on it is exact, the ranking of configs is not.",
+        "",
+        provenance.markdown(res["versions"]),
     ]
     return "\n".join(lines) + "\n"
 
