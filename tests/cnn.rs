@@ -206,7 +206,6 @@ fn workers_of(parent: u32) -> Vec<u32> {
     found
 }
 
-#[cfg(target_os = "linux")]
 /// A train run killed after an epoch goes on from that epoch's checkpoint,
 /// to the bytes of a run never stopped; the checkpoint goes once the outputs
 /// are in the store.
@@ -241,6 +240,7 @@ fn a_killed_train_run_goes_on_from_its_last_epoch() {
     assert_eq!(model_hash(&p, "train.non-static"), resumed.0);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_killed_run_leaves_no_training_behind() {
     let p = project();

@@ -146,7 +146,7 @@ fn a_killed_study_resumes_from_its_journal_without_retraining_what_finished() {
     assert_eq!(train_runs(&p), 1, "trial 0 finished before the kill");
 
     let r = p.run(&["tune", "study"]).ok();
-    assert!(r.stdout.contains("resumed from its journal: 1 of 3 trials ended, 1 to go on from their last epoch"), "{}", r.stdout);
+    assert!(r.stdout.contains("resumed from its journal: 1 of 3 trials ended, 1 to go on where they were cut off"), "{}", r.stdout);
     // Killed as its first epoch was journaled: its checkpoint has that epoch (or the next, a race it may win).
     assert!(r.stdout.contains("trial 1: resumed after epoch "), "{}", r.stdout);
     assert_eq!(train_runs(&p), 3, "trial 0 was not trained again");

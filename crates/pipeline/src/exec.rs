@@ -32,6 +32,8 @@ pub struct JobSpec {
     pub outputs: Vec<String>,
     /// Where it keeps what a rerun after a kill needs (a study's journal, a
     /// training run's checkpoint), removed once its outputs are committed.
+    /// A local path: an executor on another machine keeps its own.
+    #[serde(skip)]
     pub state: PathBuf,
 }
 

@@ -412,7 +412,11 @@ pub(crate) fn work(
     };
     match prepare(s, store, &key, &inputs, forced, pull) {
         Ok(Prepared::Ready) => {}
-        Ok(Prepared::Restored(outputs, via)) => return (Ok(Done { key, inputs, outputs, fingerprint }), via),
+        Ok(Prepared::Restored(outputs, via)) => {
+            // Computed elsewhere meanwhile: what a killed run here kept is of no use.
+            let _ = std::fs::remove_dir_all(&state);
+            return (Ok(Done { key, inputs, outputs, fingerprint }), via);
+        }
         Err(e) => return (Err(e), Via::Computed),
     }
     // Forced: computed afresh, not from what a killed run left.

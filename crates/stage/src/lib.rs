@@ -140,8 +140,9 @@ pub struct Job<'a> {
     /// soon after.
     pub stop: &'a AtomicBool,
     /// A directory of this stage's run that survives an interrupted run of
-    /// the same key (a study's journal), unlike `scratch`; removed once the
-    /// run's outputs are committed. Created by the kind when it needs it.
+    /// the same key (a study's journal, a training checkpoint), unlike
+    /// `scratch`; removed once the run's outputs are committed, and before a
+    /// forced run. Created by the kind when it needs it.
     pub state: &'a Path,
     /// Runs other stages on this stage's inputs, each cached under its own
     /// key (a study's trials).

@@ -214,10 +214,11 @@ impl Store {
         Ok(ScratchDir { path: p })
     }
 
-    /// Where a run of `stage` under `key` keeps what must survive its being
-    /// killed (a study's journal): `journals/<stage>/<key>/`, not created
-    /// here. Other keys' directories beside it are earlier runs of the same
-    /// stage with other params or inputs.
+    /// Where a run of pipeline stage `stage` under `key` keeps what must
+    /// survive its being killed (a study's journal, a training checkpoint):
+    /// `journals/<stage>/<key>/`, not created here (a study's trials keep
+    /// theirs inside its own). Other keys' directories beside it are earlier
+    /// runs of the same stage with other params or inputs.
     pub fn state_dir(&self, stage: &str, key: &str) -> PathBuf {
         self.root.join("journals").join(stage.replace('/', "~")).join(key)
     }

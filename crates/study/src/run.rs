@@ -61,7 +61,7 @@ pub(crate) fn run(p: &StudyParams, job: &Job) -> Result<RunInfo, StageError> {
     let ended = state.trials.iter().filter(|t| t.ended()).count();
     if !events.is_empty() {
         let started = state.trials.iter().filter(|t| t.point.is_some()).count();
-        note(format!("resumed from its journal: {ended} of {n} trials ended, {} to go on from their last epoch", started - ended));
+        note(format!("resumed from its journal: {ended} of {n} trials ended, {} to go on where they were cut off", started - ended));
     }
     let shared = (Mutex::new(state), Condvar::new());
     report(p, job, &shared.0.lock().expect("study lock"));

@@ -7,10 +7,10 @@
 //! libtorch's generator (dropout masks) has no state tch can read or set, so
 //! the loop reseeds it at the start of every epoch from (seed, epoch) instead.
 //!
-//! One safetensors file, written beside and renamed over the last one: the
-//! weights (current and best) and optimizer state in their own dtypes, the
-//! history as f64 rows (bit-exact, as JSON floats need not be), and the
-//! counters in the header.
+//! One safetensors file (which the crate writes to a temporary file and
+//! renames over the last one): the weights (current and best) and optimizer
+//! state in their own dtypes, the history as f64 rows (bit-exact, as JSON
+//! floats need not be), and the counters in the header.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,6 +33,9 @@ pub(crate) struct Counters {
     pub version: u32,
     /// The training config as JSON: a checkpoint of another config is not used.
     pub config: String,
+    /// What else the bytes depend on that the config does not say (the
+    /// caller's: device, threads, numerics): it must match too.
+    pub context: String,
     /// The last finished epoch.
     pub epoch: usize,
     pub best_epoch: usize,
@@ -51,8 +54,21 @@ pub(crate) struct Checkpoint {
     pub timings: Vec<EpochTiming>,
 }
 
+/// Where a run keeps its epoch checkpoint, and what else a checkpoint must
+/// have been written under to be used (`context`: the device, threads and
+/// numerics, which change the bytes but not the config).
+#[derive(Debug, Clone)]
+pub struct Checkpointing<'a> {
+    pub path: &'a Path,
+    pub context: String,
+}
+
 fn file_err(path: &Path, m: impl ToString) -> TrainError {
     TrainError::File { path: path.into(), message: m.to_string() }
+}
+
+fn save_err(path: &Path, m: impl ToString) -> TrainError {
+    TrainError::Checkpoint { path: path.into(), message: m.to_string() }
 }
 
 fn dtype(kind: Kind) -> Option<Dtype> {
@@ -74,8 +90,8 @@ fn kind(dtype: Dtype) -> Option<Kind> {
 }
 
 impl Checkpoint {
-    /// Writes it to `path` (through a temporary file and a rename: a kill
-    /// leaves the previous checkpoint or this one, never half of one).
+    /// Writes it to `path` (a kill leaves the previous checkpoint or this
+    /// one, never half of one).
     pub fn save(&self, path: &Path) -> Result<()> {
         let rows: Vec<f64> = self
             .history
@@ -91,33 +107,33 @@ impl Checkpoint {
         let mut bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
         for (name, t) in all {
             let t = t.detach().to_device(Device::Cpu).contiguous();
-            let dt = dtype(t.kind()).ok_or_else(|| file_err(path, format!("`{name}`: cannot checkpoint a {:?} tensor", t.kind())))?;
+            let dt = dtype(t.kind()).ok_or_else(|| save_err(path, format!("`{name}`: cannot checkpoint a {:?} tensor", t.kind())))?;
             let mut bytes = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
-            t.f_copy_data_u8(&mut bytes, t.numel())?;
+            t.f_copy_data_u8(&mut bytes, t.numel()).map_err(|e| save_err(path, e))?;
             bufs.push((name, dt, t.size().iter().map(|&d| d as usize).collect(), bytes));
         }
         let views: Vec<(String, TensorView)> = bufs
             .iter()
             .map(|(n, dt, s, b)| TensorView::new(*dt, s.clone(), b).map(|v| (n.clone(), v)))
             .collect::<std::result::Result<_, _>>()
-            .map_err(|e| file_err(path, e))?;
-        let counters = serde_json::to_string(&self.counters).map_err(|e| file_err(path, e))?;
-        let tmp = path.with_extension("tmp");
-        safetensors::tensor::serialize_to_file(views, Some(HashMap::from([(KEY.to_string(), counters)])), &tmp)
-            .map_err(|e| file_err(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+            .map_err(|e| save_err(path, e))?;
+        let counters = serde_json::to_string(&self.counters).map_err(|e| save_err(path, e))?;
+        safetensors::tensor::serialize_to_file(views, Some(HashMap::from([(KEY.to_string(), counters)])), path)
+            .map_err(|e| save_err(path, e))
     }
 
     /// Reads `path`; `Ok(None)` when there is none. A file it cannot use
-    /// (damaged, another layout, another config) is an error naming why.
-    pub fn load(path: &Path, config: &str) -> Result<Option<Checkpoint>> {
+    /// (damaged, another layout, another config or context) is an error
+    /// naming why.
+    pub fn load(path: &Path, config: &str, context: &str) -> Result<Option<Checkpoint>> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(file_err(path, e)),
         };
         let bad = |m: String| file_err(path, m);
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a checkpoint: {e}")))?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a checkpoint (damaged or cut short?): {e}")))?;
         let counters = header.metadata().as_ref().and_then(|m| m.get(KEY)).ok_or_else(|| bad("not a kimcnn checkpoint".into()))?;
         let counters: Counters = serde_json::from_str(counters).map_err(|e| bad(format!("its counters: {e}")))?;
         if counters.version != VERSION {
@@ -126,19 +142,23 @@ impl Checkpoint {
         if counters.config != config {
             return Err(bad("a checkpoint of another training config".into()));
         }
+        if counters.context != context {
+            return Err(bad(format!("written under {}, this run is under {context}", counters.context)));
+        }
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("damaged: {e}")))?;
         let mut tensors = HashMap::new();
         for (name, v) in st.tensors() {
             let k = kind(v.dtype()).ok_or_else(|| bad(format!("`{name}` has dtype {:?}", v.dtype())))?;
             let shape: Vec<i64> = v.shape().iter().map(|&d| d as i64).collect();
-            tensors.insert(name, Tensor::f_from_data_size(v.data(), &shape, k)?);
+            let t = Tensor::f_from_data_size(v.data(), &shape, k).map_err(|e| bad(format!("`{name}`: {e}")))?;
+            tensors.insert(name, t);
         }
         let mut table = |name: &str, cols: i64| -> Result<Vec<Vec<f64>>> {
             let t = tensors.remove(name).ok_or_else(|| bad(format!("no `{name}`")))?;
             if t.kind() != Kind::Double || t.dim() != 2 || t.size()[1] != cols || t.size()[0] != counters.epoch as i64 {
                 return Err(bad(format!("`{name}` is not {} rows of {cols}", counters.epoch)));
             }
-            let flat = Vec::<f64>::try_from(t.view([-1]))?;
+            let flat = Vec::<f64>::try_from(t.view([-1])).map_err(|e| bad(format!("`{name}`: {e}")))?;
             Ok(flat.chunks(cols as usize).map(<[f64]>::to_vec).collect())
         };
         let history = table("history", 6)?

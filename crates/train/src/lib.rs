@@ -29,6 +29,7 @@ mod model;
 mod optim;
 mod train;
 
+pub use checkpoint::Checkpointing;
 pub use data::{padded_batch, Dataset};
 pub use eval::evaluate;
 pub use io::{load_model, save_model, SavedModel};
@@ -46,6 +47,9 @@ pub enum TrainError {
     NonFinite { epoch: usize, batch: usize, value: f64 },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    /// A checkpoint could not be written (a full disk, say): not the input's fault.
+    #[error("{path}: cannot write the checkpoint: {message}")]
+    Checkpoint { path: PathBuf, message: String },
     #[error("{0}")]
     Config(String),
     #[error("libtorch: {0}")]

@@ -184,8 +184,9 @@ fn refusals_and_truncation() {
 }
 
 /// `table(n)` with a dev split that holds both classes (rows 7 and 8 of
-/// each ten; `table`'s own dev is all `pos`) and a quarter of the train
-/// labels flipped, so that dev accuracy moves from epoch to epoch.
+/// each ten; `table`'s own dev is all `pos`) and about a third of the
+/// train labels flipped (a quarter by tens, XOR every seventh row), so that
+/// dev accuracy moves from epoch to epoch.
 fn noisy_table(n: usize) -> TokensTable {
     let mut t = table(n);
     for i in 0..n {
@@ -255,10 +256,12 @@ fn same(a: &TrainOutcome, b: &TrainOutcome) -> bool {
         && x.iter().zip(&y).all(|((n, s), (m, t))| n == m && s.equal(t))
 }
 
-/// A run killed after epoch 2 and started again from its checkpoint ends
+/// A run killed after any epoch and started again from its checkpoint ends
 /// with the bytes of a run never stopped: every variant, Adadelta's lazy
-/// embedding update and Adam, early stopping by patience. A checkpoint it
-/// cannot use (damaged, another config) is reported and training starts over.
+/// embedding update and Adam, early stopping by patience (resumed before,
+/// at and after the epoch patience stops at, with the best epoch behind the
+/// resume point). A checkpoint it cannot use (damaged, another config,
+/// another context) is reported and training starts over.
 #[test]
 fn a_run_resumed_from_its_checkpoint_ends_as_one_never_stopped() {
     let _g = torch_lock();
@@ -266,60 +269,83 @@ fn a_run_resumed_from_its_checkpoint_ends_as_one_never_stopped() {
     let d = tempfile::tempdir().unwrap();
     let t = noisy_table(200);
     let v = vocab(&t);
+    let path = |name: &str| d.path().join(name);
+    fn at(path: &std::path::Path) -> Checkpointing<'_> {
+        Checkpointing { path, context: "cpu, 1 thread".to_string() }
+    }
+    // (variant, optimizer, patience, epochs, seed)
     let cases = [
-        (Variant::Rand, OptimizerKind::Adadelta, None),
-        (Variant::Static, OptimizerKind::Adadelta, None),
-        (Variant::NonStatic, OptimizerKind::Adadelta, None),
-        (Variant::Multichannel, OptimizerKind::Adadelta, None),
-        (Variant::NonStatic, OptimizerKind::Adam, None),
-        // Dev 0.85 at epoch 5, 0.525 at 6: stopped there.
-        (Variant::Static, OptimizerKind::Adadelta, Some(1)),
+        (Variant::Rand, OptimizerKind::Adadelta, None, 5, 3),
+        (Variant::Static, OptimizerKind::Adadelta, None, 5, 3),
+        (Variant::NonStatic, OptimizerKind::Adadelta, None, 5, 3),
+        (Variant::Multichannel, OptimizerKind::Adadelta, None, 5, 3),
+        (Variant::NonStatic, OptimizerKind::Adam, None, 5, 3),
+        // Dev 1.0 at epochs 5-8, 0.975 at 9 and 10: the best (8) is behind a resume after 9.
+        (Variant::NonStatic, OptimizerKind::Adadelta, None, 10, 2),
+        // Dev 0.85 at epoch 5 (then the best), 0.525 at 6: patience 2 runs on past 6.
+        (Variant::Static, OptimizerKind::Adadelta, Some(2), 8, 5),
+        // Dev 0.85 at epoch 5, 0.525 at 6: patience 1 stops there.
+        (Variant::Static, OptimizerKind::Adadelta, Some(1), 8, 5),
     ];
-    for (variant, optimizer, patience) in cases {
-        let c = match patience {
-            None => Config { epochs: 5, seed: 3, optimizer, ..cfg(variant) },
-            Some(_) => Config { epochs: 8, seed: 5, optimizer, patience, ..cfg(variant) },
-        };
-        let at = format!("{variant:?} {optimizer:?} patience {patience:?}");
+    let mut best_behind = false;
+    for (variant, optimizer, patience, epochs, seed) in cases {
+        let c = Config { epochs, seed, optimizer, patience, ..cfg(variant) };
+        let at_what = format!("{variant:?} {optimizer:?} patience {patience:?}");
         let data = Dataset::new(&t, &v, &c).unwrap();
         let whole = train(&data, &init(&v), 0.5, &c, Device::Cpu, None, &mut |_| {}).unwrap();
-        assert_eq!(whole.history.len(), if patience.is_some() { 6 } else { 5 }, "{at}");
-        let (ck, kept) = (d.path().join("ck.safetensors"), d.path().join("kept.safetensors"));
-        let _ = std::fs::remove_file(&ck);
+        if patience == Some(1) {
+            assert_eq!(whole.history.len(), 6, "{at_what}: stopped by patience");
+        }
+        // A copy of the checkpoint after every epoch, as a kill there would leave it.
+        let ck_path = path("ck.safetensors");
+        let ck = at(&ck_path);
+        let _ = std::fs::remove_file(ck.path);
         let mut on = |e: TrainEvent| {
             if let TrainEvent::Epoch(row, _) = e {
-                if row.epoch == 2 {
-                    std::fs::copy(&ck, &kept).unwrap();
-                }
+                std::fs::copy(ck.path, d.path().join(format!("after{}.safetensors", row.epoch))).unwrap();
             }
         };
         let checkpointed = train(&data, &init(&v), 0.5, &c, Device::Cpu, Some(&ck), &mut on).unwrap();
-        assert!(same(&checkpointed, &whole), "{at}: saving checkpoints changes nothing");
-        let mut seen = Vec::new();
-        let resumed = train(&data, &init(&v), 0.5, &c, Device::Cpu, Some(&kept), &mut |e| match e {
-            TrainEvent::Resumed { epoch } => seen.push(format!("resumed {epoch}")),
-            TrainEvent::Epoch(row, _) => seen.push(row.epoch.to_string()),
-            TrainEvent::Unusable(m) => panic!("{at}: {m}"),
-        })
-        .unwrap();
-        let epochs: Vec<String> = whole.history.iter().map(|r| r.epoch.to_string()).collect();
-        assert_eq!(seen, [vec!["resumed 2".to_string()], epochs].concat(), "{at}");
-        assert!(same(&resumed, &whole), "{at}: resumed after epoch 2, not the same model or history");
+        assert!(same(&checkpointed, &whole), "{at_what}: saving checkpoints changes nothing");
+        for k in 1..=whole.history.len() {
+            let kept_path = path(&format!("after{k}.safetensors"));
+            let kept = at(&kept_path);
+            let mut seen = Vec::new();
+            let resumed = train(&data, &init(&v), 0.5, &c, Device::Cpu, Some(&kept), &mut |e| match e {
+                TrainEvent::Resumed { epoch } => seen.push(format!("resumed {epoch}")),
+                TrainEvent::Epoch(row, _) => seen.push(row.epoch.to_string()),
+                TrainEvent::Unusable(m) => panic!("{at_what}: {m}"),
+            })
+            .unwrap();
+            let epochs: Vec<String> = whole.history.iter().map(|r| r.epoch.to_string()).collect();
+            assert_eq!(seen, [vec![format!("resumed {k}")], epochs].concat(), "{at_what}");
+            assert!(same(&resumed, &whole), "{at_what}: resumed after epoch {k}, not the same model or history");
+            best_behind |= whole.best_epoch < k && k < whole.history.len();
+        }
     }
+    assert!(best_behind, "some run resumed with its best epoch behind it (the best weights came from the checkpoint)");
+
     // Unusable checkpoints: reported, and the run is a fresh one.
     let c = Config { epochs: 3, ..cfg(Variant::NonStatic) };
     let data = Dataset::new(&t, &v, &c).unwrap();
     let whole = train(&data, &init(&v), 0.5, &c, Device::Cpu, None, &mut |_| {}).unwrap();
-    let ck = d.path().join("other.safetensors");
-    let other = Config { dropout: 0.4, ..c.clone() };
-    train(&data, &init(&v), 0.5, &other, Device::Cpu, Some(&ck), &mut |_| {}).unwrap();
-    let damaged = d.path().join("damaged.safetensors");
-    let mut b = std::fs::read(&ck).unwrap();
+    let (other_path, mine_path, half_path) = (path("other.safetensors"), path("mine.safetensors"), path("half.safetensors"));
+    let other = at(&other_path);
+    train(&data, &init(&v), 0.5, &Config { dropout: 0.4, ..c.clone() }, Device::Cpu, Some(&other), &mut |_| {}).unwrap();
+    let mine = at(&mine_path);
+    train(&data, &init(&v), 0.5, &c, Device::Cpu, Some(&mine), &mut |_| {}).unwrap();
+    let mut b = std::fs::read(mine.path).unwrap();
     b.truncate(b.len() / 2);
-    std::fs::write(&damaged, b).unwrap();
-    for (path, why) in [(&ck, "another training config"), (&damaged, "damaged")] {
+    std::fs::write(&half_path, b).unwrap();
+    let half = at(&half_path);
+    let elsewhere = Checkpointing { path: mine.path, context: "cuda:0, 1 thread".into() };
+    for (ck, why) in [
+        (&other, "another training config"),
+        (&half, "not a checkpoint (damaged or cut short?)"),
+        (&elsewhere, "written under cpu, 1 thread"),
+    ] {
         let mut unusable = Vec::new();
-        let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, Some(path), &mut |e| {
+        let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, Some(ck), &mut |e| {
             if let TrainEvent::Unusable(m) = e {
                 unusable.push(m)
             }

@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Instant;
 
 use kimcnn_schema::{EpochRow, EpochTiming};
@@ -7,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpoint::{self, epoch_seed, Checkpoint, Counters};
+use crate::checkpoint::{self, epoch_seed, Checkpoint, Checkpointing, Counters};
 use crate::optim::{clip_grad_norm, BatchRows, LazyAdadelta, Optimizer};
 use crate::{Config, Dataset, KimCnn, OptimizerKind, Result, TrainError, Variant};
 
@@ -46,7 +45,7 @@ pub fn train(
     rand_a: f64,
     cfg: &Config,
     device: Device,
-    checkpoint: Option<&Path>,
+    checkpoint: Option<&Checkpointing>,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<TrainOutcome> {
     cfg.clone().check().map_err(TrainError::Config)?;
@@ -75,8 +74,8 @@ pub fn train(
     let mut best: Option<(usize, f64, KimCnn)> = None;
     let mut since_best = 0;
     let config_json = serde_json::to_string(cfg).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    if let Some(path) = checkpoint {
-        match Checkpoint::load(path, &config_json) {
+    if let Some(Checkpointing { path, context }) = checkpoint {
+        match Checkpoint::load(path, &config_json, context) {
             Ok(None) => {}
             Ok(Some(c)) => match restore(&c, &model, &mut opt, lazy.as_mut(), &mut rng) {
                 Ok(b) => {
@@ -95,7 +94,8 @@ pub fn train(
             Err(e) => on_event(TrainEvent::Unusable(e.to_string())),
         }
     }
-    let patience_hit = |since_best: usize| cfg.patience.is_some_and(|p| since_best >= p);
+    // Stopped by patience: after an epoch that did not improve, `since_best` of them in a row.
+    let patience_hit = |since_best: usize| since_best > 0 && cfg.patience.is_some_and(|p| since_best >= p);
     let first = history.len() + 1;
     for epoch in first..=cfg.epochs {
         if patience_hit(since_best) {
@@ -159,11 +159,12 @@ pub fn train(
         } else {
             since_best += 1;
         }
-        if let Some(path) = checkpoint {
+        if let Some(Checkpointing { path, context }) = checkpoint {
             let (best_epoch, _, best_model) = best.as_ref().expect("set above");
             let counters = Counters {
                 version: checkpoint::VERSION,
                 config: config_json.clone(),
+                context: context.clone(),
                 epoch,
                 best_epoch: *best_epoch,
                 since_best,
@@ -190,9 +191,11 @@ fn reseed(seed: i64, device: Device) {
 }
 
 /// The weights a checkpoint keeps, by `prefix/name`: all but the frozen
-/// multichannel copy, which a fresh model has as it was.
+/// embeddings (CNN-static's, multichannel's static copy), which a fresh
+/// model has as they were.
 fn named(prefix: &str, model: &KimCnn) -> HashMap<String, Tensor> {
-    model.named().into_iter().filter(|(n, _)| n != "embedding_static").map(|(n, t)| (format!("{prefix}/{n}"), t)).collect()
+    let frozen = |n: &str| n == "embedding_static" || (n == "embedding" && !model.tunes_embedding());
+    model.named().into_iter().filter(|(n, _)| !frozen(n)).map(|(n, t)| (format!("{prefix}/{n}"), t)).collect()
 }
 
 /// What a checkpoint keeps besides counters: the weights, the best epoch's

@@ -9,7 +9,7 @@ use kimcnn_schema::{
     TrainTimings, Variant,
 };
 use kimcnn_tokenize::TokensTable;
-use kimcnn_train::{Dataset, SavedModel, TrainError, TrainEvent};
+use kimcnn_train::{Checkpointing, Dataset, SavedModel, TrainError, TrainEvent};
 use kimcnn_vocab::Vocab;
 use serde::de::DeserializeOwned;
 use tch::{Kind, Tensor};
@@ -34,7 +34,7 @@ fn failed<E: std::fmt::Display>(e: E) -> WorkerResult {
 fn train_error(e: TrainError) -> WorkerResult {
     match e {
         TrainError::NonFinite { epoch, batch, value } => WorkerResult::Diverged { epoch, batch, loss: value.to_string() },
-        TrainError::Torch(_) => failed(e),
+        TrainError::Torch(_) | TrainError::Checkpoint { .. } => failed(e),
         TrainError::Invalid(_) | TrainError::Config(_) | TrainError::File { .. } => bad(e),
     }
 }
@@ -120,9 +120,23 @@ fn train(job: &WorkerJob<Config>, device: tch::Device, numerics: &NumericsRecord
     let flat: Vec<f32> = emb.matrix.iter().copied().collect();
     let matrix = Tensor::from_slice(&flat).view([v as i64, d as i64]).to_kind(Kind::Float);
     let t0 = std::time::Instant::now();
-    let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, job.checkpoint.as_deref(), &mut |e| match e {
+    // A checkpoint is used only by a run on the same device, threads and
+    // numerics: they change the bytes, not the key.
+    let context = format!(
+        "device {}, {} threads, numerics {} (ISA {}, libtorch {}, MKL {})",
+        kimcnn_train::device_name(device),
+        tch::get_num_threads(),
+        numerics.mode,
+        numerics.isa,
+        numerics.torch,
+        numerics.mkl
+    );
+    let checkpoint = job.checkpoint.as_deref().map(|path| Checkpointing { path, context });
+    let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, checkpoint.as_ref(), &mut |e| match e {
         TrainEvent::Resumed { epoch } => println!("{NOTE}resumed after epoch {epoch}, from its checkpoint"),
-        TrainEvent::Unusable(why) => println!("{NOTE}its checkpoint is not used ({why}); training from the first epoch"),
+        TrainEvent::Unusable(why) => {
+            println!("{NOTE}its checkpoint is not used ({}); training from the first epoch", why.replace('\n', " "))
+        }
         TrainEvent::Epoch(row, timing) => {
             let line = EpochProgress { row: row.clone(), timing: timing.clone() };
             println!("{PROGRESS}{}", serde_json::to_string(&line).unwrap_or_default());
