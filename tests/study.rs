@@ -39,6 +39,16 @@ fn train_runs(p: &Project) -> usize {
         .count()
 }
 
+/// Every path under `dir` (none if it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.extend(walk(&e.path()));
+        out.push(e.path());
+    }
+    out
+}
+
 fn journal(p: &Project) -> std::path::PathBuf {
     let dir = p.path().join("artifacts/journals/study");
     let key = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
@@ -113,6 +123,14 @@ fn asha_stops_a_hopeless_trial_and_a_diverged_one_does_not_stop_the_study() {
         ", epochs: 6, max_norm: 0",
         "space: {lr: {choice: [0.01, 1.0e-9, 1.0e+30]}, optimizer: {choice: [adam, sgd]}}, stopper: {asha: {grace: 1, reduction: 2}}",
     ));
+    // Killed once every trial has ended: completed trials are stored, and stopped or failed ones
+    // left no checkpoint behind (they are never resumed).
+    let mut c = p.cmd(&["tune", "study", "-j", "1"]);
+    c.env("KIMCNN_KILL_AT", "study:trials-ended");
+    assert_eq!(p.run_cmd(c).code, -1);
+    let trials_dir = journal(&p).with_file_name("trials");
+    let left: Vec<_> = walk(&trials_dir).into_iter().filter(|f| f.is_file()).collect();
+    assert!(left.is_empty(), "{left:?}");
     let r = p.run(&["tune", "study", "-j", "1"]).ok();
     let rows = trials(&p);
     let of = |lr: f64, opt: &str| -> Vec<&TrialRow> {

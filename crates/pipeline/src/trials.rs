@@ -33,6 +33,13 @@ pub(crate) struct RunnerTrials<'a> {
     pub state: &'a Path,
 }
 
+impl RunnerTrials<'_> {
+    /// Where trial `label`'s runs keep their state (one directory per key inside).
+    fn trial_state(&self, label: &str) -> std::path::PathBuf {
+        self.state.join("trials").join(label)
+    }
+}
+
 impl Trials for RunnerTrials<'_> {
     fn run(
         &self,
@@ -64,7 +71,7 @@ impl Trials for RunnerTrials<'_> {
             later: None,
         };
         let store = &self.env.store;
-        let state = self.state.join("trials").join(label).join(key.as_str());
+        let state = self.trial_state(label).join(key.as_str());
         let (res, via) =
             work(&stage, store, self.executor, key, self.inputs.clone(), fingerprint, resources, false, None, state, progress, stop);
         match res {
@@ -79,6 +86,14 @@ impl Trials for RunnerTrials<'_> {
                 let names: Vec<String> = objs.iter().map(|(n, id)| format!("input `{n}` ({})", id.short())).collect();
                 Err(StageError::Failed(format!("{name}: corrupt object(s) quarantined: {}; run again", names.join(", "))))
             }
+        }
+    }
+
+    fn discard(&self, label: &str) -> Result<(), StageError> {
+        let dir = self.trial_state(label);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StageError::Failed(format!("{}: {e}", dir.display()))),
+            _ => Ok(()),
         }
     }
 }

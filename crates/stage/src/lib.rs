@@ -164,6 +164,10 @@ pub trait Trials: Sync {
         progress: &(dyn Fn(Progress) + Sync),
         stop: &AtomicBool,
     ) -> Result<TrialRun, StageError>;
+
+    /// Drops what runs labelled `label` kept for a rerun (a checkpoint):
+    /// the caller will not run it again (a trial stopped early or failed).
+    fn discard(&self, label: &str) -> Result<(), StageError>;
 }
 
 /// A finished trial run.
@@ -185,6 +189,10 @@ pub struct NoTrials;
 impl Trials for NoTrials {
     fn run(&self, label: &str, _: &str, _: &Value, _: &(dyn Fn(Progress) + Sync), _: &AtomicBool) -> Result<TrialRun, StageError> {
         Err(StageError::Failed(format!("{label}: this run cannot start other stages")))
+    }
+
+    fn discard(&self, _: &str) -> Result<(), StageError> {
+        Ok(())
     }
 }
 

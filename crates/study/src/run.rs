@@ -82,6 +82,7 @@ pub(crate) fn run(p: &StudyParams, job: &Job) -> Result<RunInfo, StageError> {
     if job.stop.load(Ordering::SeqCst) {
         return Err(StageError::Stopped("the study was stopped".into()));
     }
+    kimcnn_store::kill_point("study:trials-ended");
     write_outputs(p, job, &state.trials)?;
     Ok(RunInfo::default())
 }
@@ -204,6 +205,12 @@ fn worker(p: &StudyParams, job: &Job, shared: &(Mutex<State>, Condvar), max_epoc
             (i, point)
         };
         let (status, error, ran) = run_trial(p, job, shared, i, &point, max_epochs);
+        if matches!(status, TrialStatus::Stopped | TrialStatus::Failed) && !job.stop.load(Ordering::SeqCst) {
+            // Ended for good: its checkpoint would only take space until the study is stored.
+            if let Err(e) = job.trials.discard(&trial_label(i)) {
+                (job.progress)(Progress::Note(format!("trial {i}: {e}")));
+            }
+        }
         let mut st = lock.lock().expect("study lock");
         let (key, cached, peak_rss_bytes) = ran.map_or((None, false, None), |r| (Some(r.key), r.cached, r.peak_rss_bytes));
         let end = JournalEvent::End { trial: i, status, error: error.clone(), key, cached, peak_rss_bytes };
@@ -261,8 +268,7 @@ fn run_trial(p: &StudyParams, job: &Job, shared: &(Mutex<State>, Condvar), i: us
         }
         report(p, job, &st);
     };
-    let label = format!("trial-{i}");
-    match job.trials.run(&label, "train", &params, &on_epoch, &stop) {
+    match job.trials.run(&trial_label(i), "train", &params, &on_epoch, &stop) {
         Ok(run) => match epochs_of(&run.outputs) {
             Ok(rows) => {
                 let mut st = lock.lock().expect("study lock");
@@ -282,6 +288,11 @@ fn run_trial(p: &StudyParams, job: &Job, shared: &(Mutex<State>, Condvar), i: us
         Err(StageError::Stopped(_)) if !job.stop.load(Ordering::SeqCst) => (TrialStatus::Stopped, None, None),
         Err(e) => (TrialStatus::Failed, Some(format!("{}: {e}", e.label())), None),
     }
+}
+
+/// Trial `i`'s label for the runner (its run records name it `<study>/trial-<i>`).
+fn trial_label(i: usize) -> String {
+    format!("trial-{i}")
 }
 
 /// Every epoch's figures from a finished `train` run's history and timings.
