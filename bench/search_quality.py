@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # nothing written beside the bench scripts
 import provenance  # noqa: E402  (bench/provenance.py)
+from mr_data import INPUTS, split0_stages  # noqa: E402  (bench/mr_data.py)
 
 SPACE = "{variant: {choice: [rand, static, non-static, multichannel]}, dropout: {choice: [0.3, 0.5, 0.7]}, batch: {choice: [25, 50]}}"
 BASE = "{dataset: mr, seed: 1, rand_a: 0.25, device: cpu, epochs: 4, pad: bucket}"
@@ -51,19 +52,9 @@ POINTS = 24
 def pipeline(shared, studies):
     return f"""params: {{algos: [random, tpe], budgets: {BUDGETS}, seeds: []}}
 stages:
-  mr:
-    uses: source
-    matrix: {{file: [rt-polarity.pos, rt-polarity.neg]}}
-    with: {{url: 'https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/master/data/${{file}}'}}
-  split: {{uses: source, with: {{path: {shared}/bench/splits/mr_split0.json}}}}
-  glove: {{uses: source, with: {{url: https://nlp.stanford.edu/data/glove.6B.zip, member: glove.6B.50d.txt, mirror: glove.6B.50d.txt.gz}}}}
-  tokenize: {{uses: tokenize, inputs: {{pos: mr.rt-polarity.pos.data, neg: mr.rt-polarity.neg.data, splits: split.data}}, with: {{format: lines, order: [pos, neg]}}}}
-  vocab: {{uses: vocab, inputs: {{tokens: tokenize.tokens}}}}
-  embed: {{uses: embed, inputs: {{vocab: vocab.vocab, vectors: glove.data}}, with: {{seed: 1}}}}
-{studies}"""
+{split0_stages(shared)}{studies}"""
 
 
-INPUTS = "{tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}"
 GRID = f"""  grid:
     uses: study
     inputs: {INPUTS}

@@ -61,6 +61,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # nothing written beside the bench scripts
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import provenance  # noqa: E402  (bench/provenance.py)
+from mr_data import split0_stages  # noqa: E402  (bench/mr_data.py)
 
 VARIANTS = ["rand", "static", "non-static", "multichannel"]
 PADS = {"kim": "kim", "dynamic": "bucket"}  # the reference's pad -> kimcnn's pad in the same grid cell
@@ -303,16 +304,7 @@ def way_b(ray_py, shared, work, budgets):
 
 def pipeline(shared, budgets):
     return f"""stages:
-  mr:
-    uses: source
-    matrix: {{file: [rt-polarity.pos, rt-polarity.neg]}}
-    with: {{url: 'https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/master/data/${{file}}'}}
-  split: {{uses: source, with: {{path: {shared}/bench/splits/mr_split0.json}}}}
-  glove: {{uses: source, with: {{url: https://nlp.stanford.edu/data/glove.6B.zip, member: glove.6B.50d.txt, mirror: glove.6B.50d.txt.gz}}}}
-  tokenize: {{uses: tokenize, inputs: {{pos: mr.rt-polarity.pos.data, neg: mr.rt-polarity.neg.data, splits: split.data}}, with: {{format: lines, order: [pos, neg]}}}}
-  vocab: {{uses: vocab, inputs: {{tokens: tokenize.tokens}}}}
-  embed: {{uses: embed, inputs: {{vocab: vocab.vocab, vectors: glove.data}}, with: {{seed: 1}}}}
-  study:
+{split0_stages(shared)}  study:
     uses: study
     inputs: {{tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}}
     with:
