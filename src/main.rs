@@ -621,11 +621,12 @@ fn gc(project: &Project, dry_run: bool, workspace: bool) -> Result<ExitCode, Fai
         }
     }
     println!(
-        "{verb} {} objects ({:.1} MB), {} run records, {} scratch dirs; kept {} objects",
+        "{verb} {} objects ({:.1} MB), {} run records, {} scratch dirs, {} journal/checkpoint dirs; kept {} objects",
         rep.removed.len(),
         rep.removed_bytes() as f64 / 1e6,
         rep.removed_runs.len(),
         rep.removed_scratch,
+        rep.removed_state,
         rep.kept
     );
     Ok(ExitCode::SUCCESS)

@@ -102,6 +102,8 @@ pub struct GcReport {
     pub removed: Vec<(ObjectId, u64)>,
     pub removed_runs: Vec<ObjectId>,
     pub removed_scratch: usize,
+    /// State directories (journals, checkpoints) of keys that have finished.
+    pub removed_state: usize,
 }
 
 impl GcReport {
@@ -384,6 +386,7 @@ impl Store {
     pub fn gc(&self, keep: &BTreeSet<ObjectId>, drop_runs_except: Option<&BTreeSet<ObjectId>>, dry_run: bool) -> Result<GcReport> {
         let mut rep = GcReport::default();
         let mut needed = keep.clone();
+        let mut finished = BTreeSet::new();
         for rec in self.runs()? {
             if drop_runs_except.is_some_and(|k| !k.contains(&rec.key)) {
                 rep.removed_runs.push(rec.key.clone());
@@ -392,6 +395,7 @@ impl Store {
                 }
                 continue;
             }
+            finished.insert(rec.key.as_str().to_string());
             needed.extend(rec.outputs.values().cloned());
         }
         let ids = self.objects()?.ids;
@@ -412,12 +416,7 @@ impl Store {
             let e = e.map_err(io_err(&tmp))?;
             let name = e.file_name().to_string_lossy().to_string();
             let label = name.split('.').next().unwrap_or("").to_string();
-            let lock_path = self.root.join("locks").join(&label);
-            let free = match File::options().write(true).open(&lock_path) {
-                Ok(f) => f.try_lock_exclusive().unwrap_or(false),
-                Err(_) => true,
-            };
-            if free {
+            if self.lock_free(&label) {
                 rep.removed_scratch += 1;
                 if !dry_run {
                     let _ = make_writable(&e.path());
@@ -425,7 +424,30 @@ impl Store {
                 }
             }
         }
+        // State kept for a rerun (`journals/<stage>/<key>/`): of no use once the
+        // key has finished (elsewhere, or by a pull). A killed run's state of a key
+        // that has not finished stays, whatever the lock says: it may yet resume.
+        let journals = self.root.join("journals");
+        for stage in fs::read_dir(&journals).into_iter().flatten().flatten() {
+            for e in fs::read_dir(stage.path()).into_iter().flatten().flatten() {
+                let key = e.file_name().to_string_lossy().to_string();
+                if finished.contains(&key) && self.lock_free(&key) {
+                    rep.removed_state += 1;
+                    if !dry_run {
+                        fs::remove_dir_all(e.path()).map_err(io_err(&e.path()))?;
+                    }
+                }
+            }
+        }
         Ok(rep)
+    }
+
+    /// Whether no live run holds `label`'s key lock.
+    fn lock_free(&self, label: &str) -> bool {
+        match File::options().write(true).open(self.root.join("locks").join(label)) {
+            Ok(f) => f.try_lock_exclusive().unwrap_or(false),
+            Err(_) => true,
+        }
     }
 }
 
@@ -565,9 +587,21 @@ mod tests {
         let rep = s.gc(&keep, None, false).unwrap();
         assert_eq!(rep.removed[0].0, c);
         assert!(s.has_object(&a) && s.has_object(&b) && !s.has_object(&c));
+        // State dirs: a finished key's goes; an unfinished one's stays.
+        let finished = s.state_dir("s", key.as_str());
+        let other = s.state_dir("s", hash_bytes(b"other").as_str());
+        for d in [&finished, &other] {
+            fs::create_dir_all(d).unwrap();
+            fs::write(d.join("checkpoint.safetensors"), b"x").unwrap();
+        }
+        let rep = s.gc(&keep, None, false).unwrap();
+        assert_eq!(rep.removed_state, 1);
+        assert!(!finished.exists() && other.exists());
         let rep = s.gc(&keep, Some(&BTreeSet::new()), false).unwrap();
         assert_eq!(rep.removed_runs, vec![key]);
         assert!(!s.has_object(&b));
+        assert_eq!(rep.removed_state, 0);
+        assert!(other.exists(), "a killed run's state stays: it may resume");
     }
 
     #[test]
