@@ -20,11 +20,29 @@ NUMERICS_SETS := --set train.numerics=$(NUMERICS) --set evaluate.numerics=$(NUME
 S3S_VERSION := 0.14.1
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
 
-.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc clean check-torch check-s3s reproduce
+.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc clean check-torch check-s3s check-fonts check-browser reproduce report
 
-## all: set up, build, and run the default pipeline
+## all: set up, build, run the default pipeline, and write its report page (artifacts/reports/report/index.html)
 all: build
 	$(BIN) run --jobs $(JOBS) $(NUMERICS_SETS)
+	$(BIN) report --jobs $(JOBS) $(NUMERICS_SETS)
+
+## report: the report page of what the default pipeline has computed
+report: build
+	$(BIN) report --jobs $(JOBS) $(NUMERICS_SETS)
+
+# Debian packages the report and its browser test need: fonts for the figures' labels (Latin and
+# Hangul), and a headless Chromium. Installed with apt-get (as root, or through sudo) when missing.
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+check-fonts:
+	@[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ -f /usr/share/fonts/truetype/nanum/NanumGothic.ttf ] || { \
+	  echo "installing fonts-dejavu-core and fonts-nanum (the report's Latin and Hangul labels)"; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq fonts-dejavu-core fonts-nanum >/dev/null; }
+
+check-browser:
+	@command -v chromium-headless-shell >/dev/null || [ -n "$$KIMCNN_CHROMIUM" ] || { \
+	  echo "installing chromium-headless-shell (the report's browser test)"; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium-headless-shell >/dev/null; }
 
 ## setup: the torch venv (per-user cache, shared by every clone) and .cargo/config.toml
 setup: $(CARGO_CONFIG) check-torch
@@ -54,7 +72,7 @@ $(CARGO_CONFIG): $(TORCH_STAMP)
 	  echo "libtorch: $$torch_dir"
 
 ## build: the kimcnn binaries (release)
-build: setup
+build: setup check-fonts
 	cargo build --locked --release --workspace --bins
 
 # The S3-compatible server the remote tests start on loopback (s3s-fs, from crates.io; once per user).
@@ -71,7 +89,7 @@ check-s3s: $(S3_SERVER)
 	@v=$$($(S3_SERVER) --version); [ "$$v" = "s3s-fs $(S3S_VERSION)" ] || { rm -f $(S3_SERVER); $(MAKE) --no-print-directory $(S3_SERVER); }
 
 ## test: the whole suite (unit tests of every crate, end-to-end tests of the binary, remotes against a real S3 server)
-test: setup check-s3s
+test: setup check-s3s check-fonts check-browser
 	cargo build --locked --workspace --bins
 	KIMCNN_S3S_FS=$(S3_SERVER) cargo test --locked --workspace
 
@@ -86,8 +104,10 @@ lint: setup
 
 ## paper: Kim's full protocol: MR and Subj 10-fold CV, TREC, SST-1, SST-2, NSMC non-static, 25 epochs
 ## (93 trainings; many hours on 2 cores; reuses everything `make all` computed)
+PAPER_SETS := --set mr_folds=10 --set 'paper_variants=[rand, static, non-static, multichannel]' --set 'nsmc_variants=[non-static]'
 paper: build
-	$(BIN) run --jobs $(JOBS) $(NUMERICS_SETS) --set mr_folds=10 --set 'paper_variants=[rand, static, non-static, multichannel]' --set 'nsmc_variants=[non-static]'
+	$(BIN) run --jobs $(JOBS) $(NUMERICS_SETS) $(PAPER_SETS)
+	$(BIN) report --jobs $(JOBS) $(NUMERICS_SETS) $(PAPER_SETS)
 
 ## study: the origin project's study on MR fold 0 (variant x pad x epochs {10,15,20,30}; 8 trainings of 30 epochs)
 study: build

@@ -28,6 +28,7 @@ TITLES = {
     "study": "Hyper-parameter study: `kimcnn tune` against the reference grid and Ray Tune (bench/study.py)",
     "search_quality": "Search quality: TPE against random search, ASHA against the grid (bench/search_quality.py)",
     "tuner_overhead": "Tuner overhead per trial against Optuna and Ray Tune (bench/tuner_overhead.py)",
+    "report": "The report: t-SNE against scikit-learn, and report generation (bench/report_bench.py)",
     "accuracy": "Accuracy side by side on the reference's splits, and fastText (bench/accuracy.py, `make accuracy`)",
     "mr_folds": "MR 10-fold CV on the reference's folds (bench/mr_folds.py, `make accuracy`)",
 }

@@ -128,6 +128,19 @@ python3 "$ROOT/bench/tuner_overhead.py" \
   --kimcnn "$BIN" \
   --work "$WORK" \
   --out "$OUT/tuner_overhead"
+# The report's costs: t-SNE (2,000 and 20,000 Subj words) against scikit-learn's TSNE, and report
+# generation for `make paper`'s 93 runs and a 500-trial study (bench/report_bench.py, about 10 minutes).
+if ! "$TUNE_PY" -c "import sklearn" 2>/dev/null; then
+  echo "installing scikit-learn (baseline) into $TUNE_VENV"
+  "$TUNE_VENV/bin/pip" install --quiet --disable-pip-version-check scikit-learn
+fi
+"$TUNE_PY" "$ROOT/bench/report_bench.py" \
+  --kimcnn "$BIN" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/report"
+# The page shows the study benchmark's running times with:
+#   kimcnn report --set 'report.study_benchmark=bench/out/study.json'
 
 # One file with every section and the run's date, machine and commit.
 python3 "$ROOT/bench/report.py" --out-dir "$OUT"

@@ -5,6 +5,7 @@
 //! `kimcnn-torch` worker beside it.
 
 mod models;
+mod report;
 mod share;
 mod show;
 mod study;
@@ -31,6 +32,9 @@ fn registry() -> Registry {
         .register(kimcnn_cnn::TrainKind)
         .register(kimcnn_cnn::EvaluateKind)
         .register(kimcnn_report::AggregateKind)
+        .register(kimcnn_report::ReportKind)
+        .register(kimcnn_words::TsneKind)
+        .register(kimcnn_words::NeighboursKind)
         .register(kimcnn_study::StudyKind);
     r
 }
@@ -55,6 +59,7 @@ fn registry() -> Registry {
         kimcnn run --set train.mr.rand.fold0.epochs=3   a param of one stage a matrix expanded\n  \
         kimcnn run --device cuda                    train on a GPU: the same stages, not the same bytes\n  \
         kimcnn tune study.mr --set 'mr_study=[0]'   a hyper-parameter study (off by default), then its best trials\n  \
+        kimcnn report --open                        the report page (artifacts/reports/report/index.html), opened\n  \
         kimcnn status train                         what is stale, and why\n  \
         kimcnn show tokenize.trec                   a stage's outputs (tables, summaries, tensors)\n  \
         kimcnn dag --format mermaid                 the graph\n  \
@@ -120,6 +125,24 @@ enum Command {
         /// How many of the best trials to list.
         #[arg(long, default_value_t = 5)]
         top: usize,
+    },
+    /// Build the report page (every `report` stage, and what it needs) and write it to artifacts/reports/.
+    #[command(long_about = "Build the report page: run every `report` stage of pipeline.yaml (and what it needs, as \
+        `kimcnn run` would; cached stages are not recomputed) and write each to artifacts/reports/<stage>/: \
+        index.html (one file with every figure inline; it opens offline and requests nothing), report.md (its \
+        Markdown twin) and figures/<name>.svg, .png and .parquet (the data behind each figure).\n\n\
+        The page has Kim's Table 2 for this run beside his figures, test accuracy per variant, learning curves, \
+        confusion matrices, the studies' accuracy per epoch budget and best trials, the data sets' summaries and \
+        how it was produced. Include a study with its switch: `kimcnn report --set 'mr_study=[0]'`.")]
+    Report {
+        /// Open the page in a browser afterwards ($BROWSER, else xdg-open).
+        #[arg(long)]
+        open: bool,
+        /// Rebuild the page even when it is cached (not what it reads).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        how: RunFlags,
     },
     /// Upload the objects and run records pipeline.lock names (or the named stages') to a remote.
     #[command(long_about = "Upload the objects and run records pipeline.lock names (or the named stages') to a remote.\n\n\
@@ -261,6 +284,9 @@ struct RunFlags {
     /// Also list stages restored from the cache, and (without a terminal) a line per training epoch.
     #[arg(short, long)]
     verbose: bool,
+    /// Print only failures and the closing count: no progress bars, no line per stage.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
     /// Device for training and evaluation: auto, cpu, cuda or cuda:N (sets every stage's `device`
     /// param; not part of any key: CPU and GPU runs of a stage are the same stage).
     #[arg(long)]
@@ -392,6 +418,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             };
             run(&project, &plan, stages, downstream, force, &how, pull)
         }
+        Command::Report { open, force, how } => {
+            let plan = project.plan(&how.sets, how.device.as_deref())?;
+            let reports: Vec<String> = plan.stages.iter().filter(|s| s.kind == "report").map(|s| s.name.clone()).collect();
+            if reports.is_empty() {
+                return Err(Failure("pipeline.yaml has no `report` stage (add one: `uses: report`, see README.md)".into(), 2));
+            }
+            let dry_run = how.dry_run;
+            run(&project, &plan, reports.clone(), false, force, &how, None)?;
+            if dry_run {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let lock = Lockfile::read(&project.lock_path())?;
+            for s in &reports {
+                let entry = lock.stages.get(s).ok_or_else(|| Failure(format!("{s}: not in pipeline.lock after its run"), 1))?;
+                let page = report::materialise(&project.env.store, s, entry).map_err(|e| Failure(e, 1))?;
+                println!("{s}: {}", page.display());
+                if open {
+                    report::open(&page).map_err(|e| Failure(e, 1))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { stages, all, sets } => {
             let plan = project.plan(&sets, None)?;
             let named = plan.named(&stages)?;
@@ -460,7 +508,7 @@ fn run(
     how: &RunFlags,
     pull: Option<kimcnn_remote::Remote>,
 ) -> Result<ExitCode, Failure> {
-    let RunFlags { dry_run, jobs, verbose, .. } = *how;
+    let RunFlags { dry_run, jobs, verbose, quiet, .. } = *how;
     let t0 = Instant::now();
     let pulling = pull.is_some();
     let opts = RunOptions {
@@ -473,7 +521,7 @@ fn run(
         pull: pull.map(|r| std::sync::Arc::new(share::RemoteFetch(r)) as std::sync::Arc<dyn kimcnn_pipeline::Fetch>),
         executor: None,
     };
-    let display = ui::RunDisplay::new(verbose);
+    let display = ui::RunDisplay::new(verbose, quiet);
     let result = kimcnn_pipeline::run(plan, &project.registry, &project.env, &opts, &|e| display.event(e));
     display.finish();
     let summary = result?;
@@ -583,6 +631,13 @@ fn show(project: &Project, target: &str, rows: usize) -> Result<ExitCode, Failur
             println!();
         }
         println!("{stage} [{}]  key {}", entry.kind, entry.key.short());
+        if entry.kind == "report" && only.is_none() {
+            let page = report::dir(&project.env.store, stage).join("index.html");
+            match page.is_file() {
+                true => println!("the page: {} (written by `kimcnn report`; --open opens it)", page.display()),
+                false => println!("the page: not written yet: `kimcnn report` writes it to {}", page.display()),
+            }
+        }
         if entry.kind == "study" && only.is_none() {
             match study::summary(&project.env.store, stage, entry, 5) {
                 Ok(text) => println!("{text}"),
@@ -674,6 +729,9 @@ mod tests {
             ),
             ("evaluate", json!({"device": "cuda:1"}), vec![], vec!["model", "tokens", "vocab"]),
             ("aggregate", json!({}), vec![], vec!["metrics.a"]),
+            ("report", json!({"title": "x"}), vec![], vec!["metrics.evaluate.a", "trials.study"]),
+            ("tsne", json!({"words": 500}), vec![], vec!["model", "embeddings", "vocab", "tokens"]),
+            ("neighbours", json!({"words": ["good"]}), vec![], vec!["model", "embeddings", "vocab"]),
             (
                 "study",
                 json!({"base": {"dataset": "mr", "fold": 0}, "space": {"pad": {"choice": ["kim", "bucket"]}}, "stopper": {"asha": {}}}),

@@ -3,39 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use kimcnn_schema::{read_json, read_trials, StudyBest, TrialRow, TrialStatus};
+use kimcnn_schema::{best_per_budget, read_json, read_trials, trial_cells, value_text, Selection, StudyBest, TrialCell, TrialStatus};
 use kimcnn_store::{LockEntry, Store};
-use serde_json::Value;
-
-/// One (trial, budget): its rows, the epoch selected on dev within them.
-struct Cell<'a> {
-    trial: u32,
-    config: &'a BTreeMap<String, Value>,
-    status: TrialStatus,
-    /// (epoch, dev, test) of the selected epoch.
-    selected: Option<(u32, f64, f64)>,
-    epochs: u32,
-}
 
 pub fn summary(store: &Store, stage: &str, entry: &LockEntry, top: usize) -> Result<String, String> {
     let path = |n: &str| entry.outputs.get(n).map(|id| store.object_path(id)).ok_or_else(|| format!("{stage}: no `{n}` output"));
     let best: StudyBest = read_json(&path("best")?).map_err(|e| e.to_string())?;
     let rows = read_trials(&path("trials")?).map_err(|e| e.to_string())?;
-    let maximize = best.mode == "max";
-    // Rows come grouped by (trial, budget), epochs ascending.
-    let mut cells: Vec<Cell> = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let r0 = &rows[i];
-        let mut j = i;
-        while j < rows.len() && rows[j].trial_id == r0.trial_id && rows[j].config == r0.config {
-            j += 1;
-        }
-        cells.push(cell(&rows[i..j], maximize));
-        i = j;
-    }
-    let key = |c: &Cell| c.selected.map_or(f64::NEG_INFINITY, |(_, v, _)| if maximize { v } else { -v });
-    let mut ranked: Vec<&Cell> = cells.iter().filter(|c| c.status == TrialStatus::Completed && c.selected.is_some()).collect();
+    let how = Selection::of(&best);
+    let cells = trial_cells(&rows, how).map_err(|e| format!("{stage}: {e}"))?;
+    let key = |c: &TrialCell| c.selected.map_or(f64::NEG_INFINITY, |s| if how.maximize { s.value } else { -s.value });
+    let mut ranked: Vec<&TrialCell> = cells.iter().filter(|c| c.status == TrialStatus::Completed && c.selected.is_some()).collect();
     ranked.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.trial.cmp(&b.trial)));
     let params: Vec<&String> = best.config.keys().collect();
     let mut out = format!(
@@ -54,29 +32,25 @@ pub fn summary(store: &Store, stage: &str, entry: &LockEntry, top: usize) -> Res
         h
     }];
     for c in ranked.iter().take(top) {
-        let (e, dev, test) = c.selected.expect("ranked cells have one");
+        let s = c.selected.expect("ranked cells have one");
         let mut r = vec![c.trial.to_string()];
-        r.extend(params.iter().map(|p| c.config.get(*p).map_or("-".into(), plain)));
-        r.extend([format!("{e}/{}", c.epochs), pct(dev), pct(test)]);
+        r.extend(params.iter().map(|p| c.config.get(*p).map_or("-".into(), value_text)));
+        r.extend([format!("{}/{}", s.epoch, c.epochs), pct(s.dev_accuracy), pct(s.test_accuracy)]);
         table.push(r);
     }
     out.push_str(&render(&table));
     // The best at each budget, where the study searched epochs.
     if best.config.contains_key("epochs") {
-        let mut by_budget: BTreeMap<u64, &Cell> = BTreeMap::new();
-        for c in &ranked {
-            let b = c.config.get("epochs").and_then(Value::as_u64).unwrap_or(0);
-            by_budget.entry(b).or_insert(c);
-        }
         out.push_str("best at each epoch budget (one run per point: a budget is the first epochs of the longest):\n");
-        for (b, c) in by_budget {
-            let (e, dev, test) = c.selected.expect("ranked");
-            let cfg: Vec<String> = c.config.iter().filter(|(k, _)| *k != "epochs").map(|(k, v)| format!("{k}={}", plain(v))).collect();
+        for (b, c) in best_per_budget(&cells, how) {
+            let s = c.selected.expect("a best cell has a selected epoch");
+            let cfg: Vec<String> = c.config.iter().filter(|(k, _)| *k != "epochs").map(|(k, v)| format!("{k}={}", value_text(v))).collect();
             out.push_str(&format!(
-                "  {b:>4} epochs: dev {} test {} (trial {}, epoch {e}: {})\n",
-                pct(dev),
-                pct(test),
+                "  {b:>4} epochs: dev {} test {} (trial {}, epoch {}: {})\n",
+                pct(s.dev_accuracy),
+                pct(s.test_accuracy),
                 c.trial,
+                s.epoch,
                 cfg.join(" ")
             ));
         }
@@ -92,7 +66,7 @@ pub fn summary(store: &Store, stage: &str, entry: &LockEntry, top: usize) -> Res
             peaks[peaks.len() - 1]
         ));
     }
-    let cfg: Vec<String> = best.config.iter().map(|(k, v)| format!("{k}={}", plain(v))).collect();
+    let cfg: Vec<String> = best.config.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect();
     out.push_str(&format!(
         "best: trial {} ({}), epoch {}: dev {} (test {}); its train params are in best.json",
         best.trial_id,
@@ -102,29 +76,6 @@ pub fn summary(store: &Store, stage: &str, entry: &LockEntry, top: usize) -> Res
         pct(best.test_accuracy)
     ));
     Ok(out)
-}
-
-fn cell(rows: &[TrialRow], maximize: bool) -> Cell<'_> {
-    let mut selected: Option<(u32, f64, f64)> = None;
-    for r in rows.iter().filter(|r| r.training_iteration > 0 && r.accuracy.is_finite()) {
-        let better = selected.is_none_or(|(_, b, _)| r.accuracy == b || (r.accuracy > b) == maximize);
-        if better {
-            selected = Some((r.training_iteration, r.accuracy, r.test_accuracy));
-        }
-    }
-    let epochs = rows.iter().map(|r| r.training_iteration).max().unwrap_or(0);
-    Cell { trial: rows[0].trial_id, config: &rows[0].config, status: rows[0].status, selected, epochs }
-}
-
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if !n.is_i64() && !n.is_u64() => format!("{f}"),
-            _ => n.to_string(),
-        },
-        other => other.to_string(),
-    }
 }
 
 fn pct(x: f64) -> String {

@@ -94,22 +94,28 @@ pub struct RunDisplay {
     running: Mutex<Vec<String>>,
     stage_bars: Mutex<HashMap<String, ProgressBar>>,
     pub verbose: bool,
+    /// Failures only: no bars, notes or lines per stage.
+    pub quiet: bool,
     /// How a stage restored through the runner's fetch is labelled.
     pub pulled: &'static str,
 }
 
 impl RunDisplay {
-    pub fn new(verbose: bool) -> RunDisplay {
+    pub fn new(verbose: bool, quiet: bool) -> RunDisplay {
         RunDisplay {
             bar: Mutex::new(None),
             running: Mutex::new(Vec::new()),
             stage_bars: Mutex::new(HashMap::new()),
             verbose,
+            quiet,
             pulled: "pulled",
         }
     }
 
     fn progress(&self, stage: &str, p: &Progress) {
+        if self.quiet {
+            return;
+        }
         let mut bars = self.stage_bars.lock().expect("ui lock");
         match p {
             Progress::Bytes { done, total } => {
@@ -144,7 +150,7 @@ impl RunDisplay {
         let mut bar = self.bar.lock().expect("ui lock");
         match e {
             Event::Planned { total } => {
-                if bar.is_none() {
+                if bar.is_none() && !self.quiet {
                     *bar = Some(count_bar(total as u64, "stages"));
                 }
             }
@@ -177,7 +183,8 @@ impl RunDisplay {
                     Outcome::Failed(e) => Some(format!("{:<10} {stage}: {e}", e.label())),
                     Outcome::Cached if self.verbose => Some(format!("cached     {stage}")),
                     _ => None,
-                };
+                }
+                .filter(|_| !self.quiet || matches!(outcome, Outcome::Failed(_)));
                 if let Some(t) = text {
                     line(&t);
                 }

@@ -47,7 +47,7 @@ pub fn recompute(project: &Project, stages: &[String], jobs: Option<usize>) -> R
         return Err(Failure(format!("{}: no such file; there is nothing to compare with (run the stages first)", lock_path.display()), 2));
     }
     let plan = project.plan(&[], None)?;
-    let mut display = ui::RunDisplay::new(false);
+    let mut display = ui::RunDisplay::new(false, false);
     display.pulled = "restored";
     let jobs = jobs.unwrap_or_else(crate::cores);
     let result = kimcnn_pipeline::recompute(&plan, &project.registry, &project.env, stages, &lock_path, jobs, &|e| display.event(e));

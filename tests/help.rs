@@ -49,7 +49,7 @@ fn every_help_example_works_on_the_shipped_pipeline() {
     let top = p.run(&["--help"]).ok().stdout;
     let mut all = examples(&top);
     assert!(all.len() >= 12, "{top}");
-    for sub in ["run", "tune", "status", "show", "dag", "push", "pull", "gc", "predict", "models", "verify"] {
+    for sub in ["run", "tune", "report", "status", "show", "dag", "push", "pull", "gc", "predict", "models", "verify"] {
         all.extend(examples(&p.run(&[sub, "--help"]).ok().stdout));
     }
     // What `show` and `push` need: one real stage in the lock.
@@ -57,7 +57,7 @@ fn every_help_example_works_on_the_shipped_pipeline() {
     for cmd in &all {
         let mut args = words(cmd);
         assert_eq!(args.remove(0), "kimcnn");
-        if args[0] == "run" || args[0] == "tune" {
+        if args[0] == "run" || args[0] == "tune" || args[0] == "report" {
             args.push("--dry-run".into());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -67,6 +67,7 @@ fn every_help_example_works_on_the_shipped_pipeline() {
             ["run", "train.trec.static", ..] => {
                 assert!(r.stdout.contains("would run  train.trec.static") && !r.stdout.contains("train.trec.rand"), "{}", r.stdout)
             }
+            ["report", ..] => assert!(r.stdout.contains("would run  report"), "{}", r.stdout),
             ["show", ..] => assert!(r.stdout.contains("tokens: artifacts/out/tokenize.trec/tokens"), "{}", r.stdout),
             ["status", "train"] => {
                 assert!(r.stdout.contains("train.trec.static") && !r.stdout.contains("evaluate."), "only train stages: {}", r.stdout)

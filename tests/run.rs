@@ -23,6 +23,12 @@ fn first_run_computes_second_run_restores_everything() {
     assert!(r.stdout.contains("0 ran, 4 cached"), "{}", r.stdout);
     let r = p.run(&["status"]).ok();
     assert!(r.stdout.contains("4 stages: 4 up to date, 0 restorable from the store, 0 stale"), "{}", r.stdout);
+    // --quiet: the closing count only; a failure still says what failed.
+    let r = p.run(&["run", "--force", "-q"]).ok();
+    assert_eq!(r.stdout.lines().collect::<Vec<_>>().len(), 1, "{}", r.stdout);
+    assert!(r.stdout.starts_with("4 ran, 0 cached"), "{}", r.stdout);
+    let r = p.run(&["run", "-q", "-v"]);
+    assert_eq!(r.code, 2, "--quiet and --verbose conflict: {}", r.stderr);
 }
 
 #[test]

@@ -222,6 +222,16 @@ impl Plan {
             let refs = std::mem::take(&mut pending[i].refs);
             let name = pending[i].stage.name.clone();
             for (input, r) in refs {
+                // `study.*.trials?`: a glob that may match no stage.
+                let (r, optional) = match r.strip_suffix('?') {
+                    Some(g) if g.contains('*') => (g.to_string(), true),
+                    Some(_) => {
+                        return Err(invalid(format!(
+                            "stage `{name}`: input `{input}` = `{r}`: a `?` marks a glob that may match no stage, and this is no glob"
+                        )))
+                    }
+                    None => (r, false),
+                };
                 let (src, out) = r
                     .rsplit_once('.')
                     .ok_or_else(|| invalid(format!("stage `{name}`: input `{input}` = `{r}` is not of the form <stage>.<output>")))?;
@@ -230,7 +240,7 @@ impl Plan {
                     let mut hits: Vec<usize> = index.iter().filter(|(n, _)| glob(src, n)).map(|(_, &j)| j).collect();
                     hits.sort_unstable();
                     hits.retain(|&j| j != i && pending[j].stage.outputs.iter().any(|o| o == out));
-                    if hits.is_empty() {
+                    if hits.is_empty() && !optional {
                         return Err(invalid(format!("stage `{name}`: input `{input}` = `{r}` matches no stage with output `{out}`")));
                     }
                     for j in hits {

@@ -1,24 +1,35 @@
-//! The `aggregate` stage: collects the metrics of many train/evaluate runs
-//! (folds, seeds, variants, data sets) into `results.parquet` (one row per
-//! run) and a Markdown table in the layout of Kim's Table 2 (data set x
-//! variant: mean, standard deviation, n), with Kim's published figure beside
-//! each cell, and `results.svg`, the same as box plots.
+//! The `aggregate` and `report` stages. `aggregate` collects the metrics of
+//! many train/evaluate runs (folds, seeds, variants, data sets) into
+//! `results.parquet` (one row per run), a Markdown table in the layout of
+//! Kim's Table 2 (data set x variant: mean, standard deviation, n) with
+//! Kim's published figure beside each cell, and the same as a figure.
+//! `report` turns whatever the pipeline computed into one self-contained
+//! HTML page of tables and figures (`page`), with a Markdown twin.
 
 use kimcnn_schema::{Metrics, Pad, RunResult, Variant};
 use kimcnn_stage::{Job, Kind, RunInfo, StageError};
 use serde::{Deserialize, Serialize};
 
-mod plot;
-pub use plot::plot;
+mod figure;
+mod figures;
+pub mod fonts;
+mod page;
+pub use page::{ReportKind, ReportParams, FIGURES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// A font the labels need is not installed: the message names the package.
+    #[error("{0}")]
+    Font(String),
+    #[error("figure `{0}`: {1}")]
+    Draw(String, String),
     #[error("{0}: {1}")]
-    Bad(String, String),
+    Io(String, String),
 }
 
 /// An `aggregate` stage: every `metrics.*` input -> `results` (parquet),
-/// `table` (Markdown, Kim's layout), `plot` (SVG).
+/// `table` (Markdown, Kim's layout), `plot` (SVG: a dot per run, the mean,
+/// boxes from 8 runs, Kim's figure).
 pub struct AggregateKind;
 
 /// An `aggregate` stage takes no params.
@@ -29,10 +40,16 @@ pub struct NoParams {}
 impl Kind for AggregateKind {
     const NAME: &'static str = "aggregate";
     /// 3: `fold` is null (not -1) for data sets with given splits; a
-    /// variant's own init does not split the table.
-    const VERSION: u32 = 3;
+    /// variant's own init does not split the table. 4: the plot shows
+    /// every run and the mean; boxes only from 8 runs.
+    const VERSION: u32 = 4;
     const OUTPUTS: &'static [&'static str] = &["results", "table", "plot"];
     type Params = NoParams;
+
+    /// The plot's text is laid out with the installed font's metrics.
+    fn fingerprint(&self, _: &NoParams, _: &kimcnn_stage::Env) -> Result<Option<String>, StageError> {
+        Ok(Some(format!("fonts {}", fonts::fingerprint())))
+    }
 
     fn check_inputs(&self, _: &NoParams, inputs: &[&str]) -> Result<(), String> {
         if inputs.is_empty() || inputs.iter().any(|i| !i.starts_with("metrics")) {
@@ -49,7 +66,7 @@ impl Kind for AggregateKind {
         }
         kimcnn_schema::write_results(&job.outputs["results"], &rows)?;
         std::fs::write(&job.outputs["table"], kim_table(&rows))?;
-        plot(&job.outputs["plot"], &rows)?;
+        std::fs::write(&job.outputs["plot"], figure::svg(&figures::Accuracy { rows: &rows }, "accuracy")?)?;
         Ok(RunInfo::default())
     }
 }
@@ -105,35 +122,46 @@ fn mixed_settings(rows: &[RunResult]) -> bool {
 
 /// Kim's layout: a row per variant, a column per data set; each cell
 /// `mean ± sd (n)` in %, then Kim's figure. A variant run with several pads
-/// or inits gets a row for each.
-pub fn kim_table(rows: &[RunResult]) -> String {
+/// or inits gets a row for each. The header row first.
+pub fn kim_rows(rows: &[RunResult]) -> Vec<Vec<String>> {
     let datasets = datasets_of(rows);
     let many = mixed_settings(rows);
-    let mut out = String::from("Test accuracy %, mean ± sd over folds/seeds (n runs); Kim (2014) after the slash.\n\n");
-    out.push_str(&format!("| {}model | {} |\n", if many { "pad / init | " } else { "" }, datasets.join(" | ")));
-    out.push_str(&format!("|{}---|{}\n", if many { "---|" } else { "" }, "---|".repeat(datasets.len())));
+    let mut head: Vec<String> = if many { vec!["pad / init".into()] } else { Vec::new() };
+    head.push("model".into());
+    head.extend(datasets.iter().map(|d| d.to_string()));
+    let mut out = vec![head];
     for v in VARIANTS {
         for (pad, init) in settings(rows, v) {
-            let cells: Vec<String> = datasets
-                .iter()
-                .map(|d| {
-                    let accs: Vec<f64> = rows
-                        .iter()
-                        .filter(|r| r.variant == v && r.pad == pad && r.init == init && r.dataset == *d)
-                        .map(|r| 100.0 * r.accuracy)
-                        .collect();
-                    let kim = kim_2014(d, v).map(|k| format!(" / {k:.1}")).unwrap_or_default();
-                    if accs.is_empty() {
-                        format!("–{kim}")
-                    } else {
-                        let (m, s) = mean_std(&accs);
-                        format!("{m:.1} ± {s:.1} ({}){kim}", accs.len())
-                    }
-                })
-                .collect();
-            let lead = if many { format!("{pad} / {init} | ") } else { String::new() };
-            out.push_str(&format!("| {lead}CNN-{v} | {} |\n", cells.join(" | ")));
+            let mut row: Vec<String> = if many { vec![format!("{pad} / {init}")] } else { Vec::new() };
+            row.push(format!("CNN-{v}"));
+            row.extend(datasets.iter().map(|d| {
+                let accs: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r.variant == v && r.pad == pad && r.init == init && r.dataset == *d)
+                    .map(|r| 100.0 * r.accuracy)
+                    .collect();
+                let kim = kim_2014(d, v).map(|k| format!(" / {k:.1}")).unwrap_or_default();
+                if accs.is_empty() {
+                    format!("–{kim}")
+                } else {
+                    let (m, s) = mean_std(&accs);
+                    format!("{m:.1} ± {s:.1} ({}){kim}", accs.len())
+                }
+            }));
+            out.push(row);
         }
+    }
+    out
+}
+
+/// [`kim_rows`] as a Markdown table, with a line saying what the cells are.
+pub fn kim_table(rows: &[RunResult]) -> String {
+    let t = kim_rows(rows);
+    let mut out = String::from("Test accuracy %, mean ± sd over folds/seeds (n runs); Kim (2014) after the slash.\n\n");
+    out.push_str(&format!("| {} |\n", t[0].join(" | ")));
+    out.push_str(&format!("|{}\n", "---|".repeat(t[0].len())));
+    for r in &t[1..] {
+        out.push_str(&format!("| {} |\n", r.join(" | ")));
     }
     out
 }

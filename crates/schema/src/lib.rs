@@ -26,6 +26,7 @@ mod named;
 mod numerics;
 mod study;
 mod table;
+mod words;
 pub mod worker;
 
 pub use config::{check_device, effective_numerics, wants_gpu, Config, EvaluateParams, OptimizerKind, Pad, RandA, Variant};
@@ -33,8 +34,14 @@ pub use data::{Cleaner, Coverage, EmbeddingsMeta, TokenizeSummary, TokenizerSpec
 pub use model::{ClassMetrics, EpochTiming, Metrics, ModelMeta, RunResult, TrainSummary, TrainTimings};
 pub use named::{Named, Text};
 pub use numerics::{native_isa, Numerics, NumericsRecord, REPRODUCIBLE_ENV, REPRODUCIBLE_ISA};
-pub use study::{read_trials, write_trials, StudyBest, TrialRow, TrialStatus};
-pub use table::{read_history, read_predictions, read_results, write_history, write_predictions, write_results, EpochRow, Prediction};
+pub use study::{
+    best_per_budget, config_text, read_trials, trial_cells, value_text, write_trials, Selected, Selection, StudyBest, TrialCell, TrialRow,
+    TrialStatus,
+};
+pub use table::{
+    read_history, read_predictions, read_results, write_batch, write_history, write_predictions, write_results, EpochRow, Prediction,
+};
+pub use words::{read_neighbours, read_tsne, write_neighbours, write_tsne, Neighbour, TsnePoint, TsneSummary};
 
 use std::path::{Path, PathBuf};
 

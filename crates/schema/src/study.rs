@@ -60,8 +60,10 @@ pub struct TrialRow {
     pub training_iteration: u32,
     /// Training loss.
     pub loss: f64,
-    /// Dev accuracy: what the study selects on.
+    /// Dev accuracy: what a study selects on by default.
     pub accuracy: f64,
+    /// Dev loss (a study may select on it instead).
+    pub dev_loss: f64,
     /// Recorded, never selected on.
     pub test_accuracy: f64,
     pub time_this_iter_s: f64,
@@ -71,7 +73,7 @@ pub struct TrialRow {
     pub error: Option<String>,
 }
 
-const F64: [&str; 5] = ["loss", "accuracy", "test_accuracy", "time_this_iter_s", "peak_rss_mb"];
+const F64: [&str; 6] = ["loss", "accuracy", "dev_loss", "test_accuracy", "time_this_iter_s", "peak_rss_mb"];
 
 pub fn write_trials(path: &Path, rows: &[TrialRow]) -> Result<()> {
     let params: std::collections::BTreeSet<&String> = rows.iter().flat_map(|r| r.config.keys()).collect();
@@ -94,7 +96,8 @@ pub fn write_trials(path: &Path, rows: &[TrialRow]) -> Result<()> {
     }
     fields.push(Field::new("training_iteration", DataType::UInt32, false));
     cols.push(Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.training_iteration))));
-    let f64s: [fn(&TrialRow) -> f64; 5] = [|r| r.loss, |r| r.accuracy, |r| r.test_accuracy, |r| r.time_this_iter_s, |r| r.peak_rss_mb];
+    let f64s: [fn(&TrialRow) -> f64; 6] =
+        [|r| r.loss, |r| r.accuracy, |r| r.dev_loss, |r| r.test_accuracy, |r| r.time_this_iter_s, |r| r.peak_rss_mb];
     for (name, f) in F64.iter().zip(f64s) {
         fields.push(Field::new(*name, DataType::Float64, false));
         cols.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(f))));
@@ -141,15 +144,143 @@ pub fn read_trials(path: &Path) -> Result<Vec<TrialRow>> {
                 training_iteration: iteration[i],
                 loss: v[0][i],
                 accuracy: v[1][i],
-                test_accuracy: v[2][i],
-                time_this_iter_s: v[3][i],
-                peak_rss_mb: v[4][i],
+                dev_loss: v[2][i],
+                test_accuracy: v[3][i],
+                time_this_iter_s: v[4][i],
+                peak_rss_mb: v[5][i],
                 status: st,
                 error: (!error.is_null(i)).then(|| error.value(i).to_string()),
             });
         }
     }
     Ok(out)
+}
+
+/// One trial at one epoch budget, as `trials.parquet` holds it (its rows,
+/// grouped by trial and config), with the epoch selected within it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialCell<'a> {
+    pub trial: u32,
+    /// Its searched params (`epochs` = the budget where the study searches epochs).
+    pub config: &'a BTreeMap<String, Value>,
+    pub status: TrialStatus,
+    pub error: Option<&'a str>,
+    /// (epoch, metric, dev accuracy, test accuracy) of the epoch selected
+    /// on the study's metric (ties: the later epoch, as `train` selects);
+    /// None where no epoch finished.
+    pub selected: Option<Selected>,
+    /// The last epoch it reached.
+    pub epochs: u32,
+}
+
+/// The epoch a cell selected, and its figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Selected {
+    pub epoch: u32,
+    /// The study's metric at that epoch.
+    pub value: f64,
+    pub dev_accuracy: f64,
+    pub test_accuracy: f64,
+}
+
+impl TrialCell<'_> {
+    /// Its epoch budget: the `epochs` param where searched, else its last epoch.
+    pub fn budget(&self) -> u64 {
+        self.config.get("epochs").and_then(Value::as_u64).unwrap_or(self.epochs as u64)
+    }
+}
+
+/// How a study selects: its metric (a `trials.parquet` column: `accuracy`,
+/// `dev_loss` or `loss`) and whether larger is better; from `best.json`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Selection<'a> {
+    pub metric: &'a str,
+    pub maximize: bool,
+}
+
+impl<'a> Selection<'a> {
+    pub fn of(best: &'a StudyBest) -> Selection<'a> {
+        Selection { metric: &best.metric, maximize: best.mode == "max" }
+    }
+
+    fn value(&self, r: &TrialRow) -> Option<f64> {
+        match self.metric {
+            "accuracy" => Some(r.accuracy),
+            "dev_loss" => Some(r.dev_loss),
+            "loss" => Some(r.loss),
+            _ => None,
+        }
+    }
+
+    /// Whether `a` is better than `b`.
+    pub fn better(&self, a: f64, b: f64) -> bool {
+        (a > b) == self.maximize && a != b
+    }
+}
+
+/// `trials.parquet`'s rows as cells, in file order, each selecting its
+/// epoch as the study did. A metric `trials.parquet` does not hold is an
+/// error naming it.
+pub fn trial_cells<'a>(rows: &'a [TrialRow], how: Selection) -> std::result::Result<Vec<TrialCell<'a>>, String> {
+    if rows.first().is_some_and(|r| how.value(r).is_none()) {
+        return Err(format!("a study selecting on `{}`: trials.parquet has no such column (accuracy, dev_loss, loss)", how.metric));
+    }
+    let mut cells = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let mut j = i;
+        while j < rows.len() && rows[j].trial_id == rows[i].trial_id && rows[j].config == rows[i].config {
+            j += 1;
+        }
+        let group = &rows[i..j];
+        let mut selected: Option<Selected> = None;
+        for r in group.iter().filter(|r| r.training_iteration > 0) {
+            let Some(v) = how.value(r).filter(|v| v.is_finite()) else { continue };
+            if selected.is_none_or(|s| v == s.value || how.better(v, s.value)) {
+                selected =
+                    Some(Selected { epoch: r.training_iteration, value: v, dev_accuracy: r.accuracy, test_accuracy: r.test_accuracy });
+            }
+        }
+        cells.push(TrialCell {
+            trial: rows[i].trial_id,
+            config: &rows[i].config,
+            status: rows[i].status,
+            error: group.iter().find_map(|r| r.error.as_deref()),
+            selected,
+            epochs: group.iter().map(|r| r.training_iteration).max().unwrap_or(0),
+        });
+        i = j;
+    }
+    Ok(cells)
+}
+
+/// The best completed cell at each budget by the study's metric (ties: the
+/// lower trial id).
+pub fn best_per_budget<'a, 'c>(cells: &'c [TrialCell<'a>], how: Selection) -> BTreeMap<u64, &'c TrialCell<'a>> {
+    let mut out: BTreeMap<u64, &TrialCell> = BTreeMap::new();
+    for c in cells.iter().filter(|c| c.status == TrialStatus::Completed) {
+        let Some(s) = c.selected else { continue };
+        match out.get(&c.budget()).and_then(|b| b.selected) {
+            Some(b) if !how.better(s.value, b.value) => {}
+            _ => {
+                out.insert(c.budget(), c);
+            }
+        }
+    }
+    out
+}
+
+/// A config value as a person reads it: text without quotes, numbers as JSON writes them (`0.5`, `1e+30`).
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `k=v` pairs of a config, in key order.
+pub fn config_text(c: &BTreeMap<String, Value>) -> String {
+    c.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(" ")
 }
 
 /// A study's `best.json`: the best trial by its metric (on dev, never test),

@@ -47,7 +47,8 @@ pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
-pub(crate) fn write_batch(path: &Path, fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<()> {
+/// Writes one record batch of these columns to a Parquet file (Snappy).
+pub fn write_batch(path: &Path, fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| SchemaError::new(path, e);
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| err(&e))?;

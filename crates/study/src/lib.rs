@@ -204,7 +204,8 @@ pub struct StudyKind;
 
 impl Kind for StudyKind {
     const NAME: &'static str = "study";
-    const VERSION: u32 = 1;
+    /// 2: trials.parquet has `dev_loss`.
+    const VERSION: u32 = 2;
     const OUTPUTS: &'static [&'static str] = &["trials", "best"];
     /// `trials.parquet` has each epoch's time.
     const MEASURED: &'static [&'static str] = &["trials"];

@@ -407,6 +407,7 @@ fn write_outputs(p: &StudyParams, job: &Job, trials: &[Trial]) -> Result<(), Sta
                     training_iteration: e as u32,
                     loss: f("loss"),
                     accuracy: f("accuracy"),
+                    dev_loss: f("dev_loss"),
                     test_accuracy: f("test_accuracy"),
                     time_this_iter_s: f("time_this_iter_s"),
                     status: at.status,

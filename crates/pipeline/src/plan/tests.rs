@@ -172,6 +172,11 @@ fn matrix_values_from_params_empty_lists_and_glob_inputs() {
     assert_eq!(agg.deps, [0, 1, 2, 3]);
     let e = err("stages:\n  agg: {uses: any, inputs: {m: 'zz.*.out'}}\n");
     assert!(e.contains("matches no stage"), "{e}");
+    // A glob ending in `?` may match nothing; what it matches it takes.
+    let p = plan("stages:\n  t: {uses: any}\n  agg: {uses: any, inputs: {m: 'zz.*.out?', n: 't*.out?'}}\n").unwrap();
+    assert_eq!(p.stages[1].inputs.keys().collect::<Vec<_>>(), ["n.t"]);
+    let e = err("stages:\n  t: {uses: any}\n  agg: {uses: any, inputs: {m: 't.out?'}}\n");
+    assert!(e.contains("input `m` = `t.out?`: a `?` marks a glob that may match no stage, and this is no glob"), "{e}");
     let e = err("params: {v: 3}\nstages:\n  t: {uses: any, matrix: {x: '${v}'}}\n");
     assert!(e.contains("matrix `x`"), "{e}");
 }
