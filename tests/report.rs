@@ -149,6 +149,21 @@ fn a_report_over_nothing_is_a_page_that_says_so() {
     assert!(html.contains("No evaluated runs yet") && html.contains("No study has run"), "{html}");
     let md = std::fs::read_to_string(page_dir(&p).join("report.md")).unwrap();
     assert!(md.contains("No evaluated runs yet"), "{md}");
+    // `make accuracy`'s side-by-side file, beside Table 2; a damaged one is one line naming it.
+    p.write(
+        "acc.json",
+        r#"{"epochs": 25, "kimcnn": {"trec": {"static": [91.0, 92.0]}}, "reference": {"trec": {"static": [90.0]}}, "fasttext": {"trec": [85.5, 86.5]}}"#,
+    );
+    p.run(&["report", "--set", "report.accuracy_benchmark=acc.json"]).ok();
+    let md = std::fs::read_to_string(page_dir(&p).join("report.md")).unwrap();
+    assert!(md.contains("| trec | static | 91.5 ± 0.7 (2) | 90.0 ± 0.0 (1) | 86.0 ± 0.7 (2) | 92.8 |"), "{md}");
+    p.write("acc.json", r#"{"epochs": 25, "kimcnn": {}}"#);
+    let r = p.run(&["report", "--set", "report.accuracy_benchmark=acc.json"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("acc.json") && r.stderr.contains("missing field `reference`"), "{}", r.stderr);
+    let r = p.run(&["report", "--set", "report.accuracy_benchmark=none.json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("none.json") && r.stderr.contains("`make accuracy` writes it"), "{}", r.stderr);
 }
 
 #[test]

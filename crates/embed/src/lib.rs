@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use kimcnn_schema::{Coverage, EmbeddingsMeta, Named, UnkInit};
-use kimcnn_stage::{Job, Kind, RunInfo, StageError};
+use kimcnn_stage::{Job, Kind, Progress, RunInfo, StageError};
 use kimcnn_vocab::Vocab;
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -113,10 +113,12 @@ impl Kind for EmbedKind {
     fn run(&self, p: &Params, job: &Job) -> std::result::Result<RunInfo, StageError> {
         let vocab_path = &job.inputs["vocab"];
         let vocab = Vocab::read(vocab_path).map_err(|e| StageError::BadInput(format!("input `vocab`: {e}")))?;
-        let (emb, coverage) = extract(&vocab, &job.inputs["vectors"], "input `vectors`", p).map_err(|e| match e {
-            EmbedError::Vectors { .. } => StageError::BadInput(e.to_string()),
-            other => other.into(),
-        })?;
+        let progress = |done, total| (job.progress)(Progress::Bytes { done, total: Some(total) });
+        let (emb, coverage) =
+            extract_with_progress(&vocab, &job.inputs["vectors"], "input `vectors`", p, &progress).map_err(|e| match e {
+                EmbedError::Vectors { .. } => StageError::BadInput(e.to_string()),
+                other => other.into(),
+            })?;
         let meta = EmbeddingsMeta { vocab_blake3: kimcnn_store::hash_file(vocab_path)?.to_string(), coverage };
         emb.write(&job.outputs["embeddings"], &meta)?;
         kimcnn_schema::write_json(&job.outputs["coverage"], &meta.coverage)?;
@@ -134,6 +136,17 @@ pub struct Embeddings {
 /// Streams `vectors` and builds the vocabulary's matrix. `label` names the
 /// file in errors.
 pub fn extract(vocab: &Vocab, vectors: &Path, label: &str, p: &Params) -> Result<(Embeddings, Coverage)> {
+    extract_with_progress(vocab, vectors, label, p, &|_, _| ())
+}
+
+/// [`extract`], telling `progress` (bytes read, file size) as it reads.
+pub fn extract_with_progress(
+    vocab: &Vocab,
+    vectors: &Path,
+    label: &str,
+    p: &Params,
+    progress: &dyn Fn(u64, u64),
+) -> Result<(Embeddings, Coverage)> {
     // Lookup keys: exact words first, lower-cased forms as a fallback.
     let mut exact: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
     let mut lowered: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
@@ -153,7 +166,7 @@ pub fn extract(vocab: &Vocab, vectors: &Path, label: &str, p: &Params) -> Result
     let mut sumsq = 0f64;
     let mut entries = 0u64;
     let mut n_lower = 0;
-    let stats = read::stream(vectors, label, p.format, p.dim, |word, vec| {
+    let stats = read::stream(vectors, label, p.format, p.dim, progress, |word, vec| {
         let m = rows.get_or_insert_with(|| Array2::zeros((v, vec.len())));
         let (s, q) = read::sums(vec);
         sum += s;

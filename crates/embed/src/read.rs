@@ -64,12 +64,35 @@ pub(crate) fn sums(v: &[f32]) -> (f64, f64) {
     (s.iter().sum(), q.iter().sum())
 }
 
-/// Calls `each(word, vector)` for every entry of the file, in order.
+/// A reader that tells `progress` (bytes read, file size) every 4 MiB.
+struct Counting<'p, R> {
+    inner: R,
+    done: u64,
+    told: u64,
+    total: u64,
+    progress: &'p dyn Fn(u64, u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.told >= 4 << 20 || (n == 0 && self.done != self.told) {
+            self.told = self.done;
+            (self.progress)(self.done, self.total);
+        }
+        Ok(n)
+    }
+}
+
+/// Calls `each(word, vector)` for every entry of the file, in order;
+/// `progress` hears how much of the file (as stored: compressed, if so) is read.
 pub(crate) fn stream(
     path: &Path,
     label: &str,
     format: VectorFormat,
     declared_dim: Option<usize>,
+    progress: &dyn Fn(u64, u64),
     mut each: impl FnMut(&[u8], &[f32]),
 ) -> Result<StreamStats> {
     let err = |m: String| EmbedError::Vectors { file: label.to_string(), message: m };
@@ -79,7 +102,9 @@ pub(crate) fn stream(
     let n = file.read(&mut magic).map_err(io)?;
     drop(file);
     let file = File::open(path).map_err(io)?;
-    let mut r: Box<dyn BufRead> = if n == 2 && magic == [0x1f, 0x8b] {
+    let total = file.metadata().map_err(io)?.len();
+    let file = Counting { inner: file, done: 0, told: 0, total, progress };
+    let mut r: Box<dyn BufRead + '_> = if n == 2 && magic == [0x1f, 0x8b] {
         Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file))))
     } else {
         Box::new(BufReader::with_capacity(4 << 20, file))

@@ -87,6 +87,21 @@ fn every_format_plain_and_gzip_detected_and_declared() {
 }
 
 #[test]
+fn extraction_reports_how_much_of_the_file_it_has_read() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, bytes, _) = formats().remove(0);
+    for gz in [false, true] {
+        let path = write(d.path(), "p.txt", &bytes, gz);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let seen = std::sync::Mutex::new(Vec::new());
+        extract_with_progress(&vocab(&["the"]), &path, "vectors", &params(), &|done, total| seen.lock().unwrap().push((done, total)))
+            .unwrap();
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.last(), Some(&(size, size)), "gz={gz}: {seen:?}");
+    }
+}
+
+#[test]
 fn unknown_words_match_the_pretrained_variance_and_are_seeded() {
     let d = tempfile::tempdir().unwrap();
     let (_, bytes, _) = formats().remove(0);

@@ -14,7 +14,7 @@ mod figure;
 mod figures;
 pub mod fonts;
 mod page;
-pub use page::{ReportKind, ReportParams, FIGURES};
+pub use page::{AccuracyBenchmark, ReportKind, ReportParams, FIGURES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

@@ -52,11 +52,16 @@ pub struct ReportParams {
     /// project; its content is part of the key. None: the running-time
     /// figure says it was not measured.
     pub study_benchmark: Option<String>,
+    /// The side-by-side accuracy file (`bench/accuracy.py`'s JSON, which
+    /// `make accuracy` writes to `bench/out/accuracy.json`): kimcnn, the
+    /// reference implementation and fastText on the reference's splits,
+    /// shown beside Table 2. None: not shown.
+    pub accuracy_benchmark: Option<String>,
 }
 
 impl Default for ReportParams {
     fn default() -> ReportParams {
-        ReportParams { title: "kimcnn: results".into(), study_benchmark: None }
+        ReportParams { title: "kimcnn: results".into(), study_benchmark: None, accuracy_benchmark: None }
     }
 }
 
@@ -83,6 +88,52 @@ struct BenchWay {
 #[derive(Debug, Deserialize)]
 struct BenchPeak {
     rss_sum_mb: f64,
+}
+
+/// `bench/accuracy.py`'s result file (`make accuracy`), the parts the
+/// report reads: test accuracy % per seed on the reference's splits.
+#[derive(Debug, Deserialize)]
+pub struct AccuracyBenchmark {
+    epochs: usize,
+    /// data set -> variant -> accuracy % per seed.
+    kimcnn: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+    reference: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+    /// data set -> accuracy % per seed.
+    fasttext: BTreeMap<String, Vec<f64>>,
+}
+
+impl AccuracyBenchmark {
+    /// A row per (data set, variant) that kimcnn or the reference ran.
+    fn rows(&self) -> Vec<Vec<String>> {
+        let cell = |xs: Option<&Vec<f64>>| match xs {
+            Some(xs) if !xs.is_empty() => {
+                let (m, s) = mean_std(xs);
+                format!("{m:.1} ± {s:.1} ({})", xs.len())
+            }
+            _ => "–".into(),
+        };
+        let mut out = vec![["data set", "variant", "kimcnn", "reference (PyTorch)", "fastText", "Kim (2014)"].map(String::from).to_vec()];
+        let datasets: std::collections::BTreeSet<&String> = self.kimcnn.keys().chain(self.reference.keys()).collect();
+        for d in datasets {
+            let variants: std::collections::BTreeSet<&String> =
+                self.kimcnn.get(d).into_iter().chain(self.reference.get(d)).flat_map(|m| m.keys()).collect();
+            for v in variants {
+                let kim = <kimcnn_schema::Variant as kimcnn_schema::Named>::parse(v)
+                    .ok()
+                    .and_then(|v| crate::kim_2014(d, v))
+                    .map_or("–".into(), |k| format!("{k:.1}"));
+                out.push(vec![
+                    d.clone(),
+                    v.clone(),
+                    cell(self.kimcnn.get(d).and_then(|m| m.get(v))),
+                    cell(self.reference.get(d).and_then(|m| m.get(v))),
+                    cell(self.fasttext.get(d)),
+                    kim,
+                ]);
+            }
+        }
+        out
+    }
 }
 
 /// The benchmark's ways, in its order, as the origin project named them.
@@ -131,12 +182,15 @@ impl Kind for ReportKind {
     fn fingerprint(&self, p: &ReportParams, env: &Env) -> Result<Option<String>, StageError> {
         // The page names kimcnn's version: another version, another page.
         let mut f = format!("kimcnn {}; fonts {}", env!("CARGO_PKG_VERSION"), fonts::fingerprint());
-        if let Some(b) = &p.study_benchmark {
-            let path = env.project_dir.join(b);
+        for (param, file, maker) in
+            [("study_benchmark", &p.study_benchmark, "make bench"), ("accuracy_benchmark", &p.accuracy_benchmark, "make accuracy")]
+        {
+            let Some(file) = file else { continue };
+            let path = env.project_dir.join(file);
             let bytes = std::fs::read(&path).map_err(|e| {
-                StageError::BadInput(format!("study_benchmark `{}`: {e} (`make bench` writes it; or leave the param out)", path.display()))
+                StageError::BadInput(format!("{param} `{}`: {e} (`{maker}` writes it; or leave the param out)", path.display()))
             })?;
-            write!(f, "; study_benchmark {}", blake3::hash(&bytes).to_hex()).ok();
+            write!(f, "; {param} {}", blake3::hash(&bytes).to_hex()).ok();
         }
         Ok(Some(f))
     }
@@ -147,7 +201,11 @@ impl Kind for ReportKind {
             Some(b) => Some(read_benchmark(&job.env.project_dir.join(b))?),
             None => None,
         };
-        let report = Report::new(p, &inputs, bench)?;
+        let side = match &p.accuracy_benchmark {
+            Some(b) => Some(read_json(&job.env.project_dir.join(b)).map_err(|e| StageError::BadInput(e.to_string()))?),
+            None => None,
+        };
+        let report = Report::new(p, &inputs, bench, side)?;
         report.write(job)?;
         Ok(RunInfo::default())
     }
@@ -264,6 +322,7 @@ pub struct Report<'a> {
     studies: Vec<StudyView<'a>>,
     runtime: Runtime,
     maps: Vec<Map>,
+    side: Option<AccuracyBenchmark>,
 }
 
 /// A rendered figure.
@@ -273,7 +332,12 @@ struct Rendered {
 }
 
 impl<'a> Report<'a> {
-    pub fn new(p: &ReportParams, inputs: &'a Inputs, bench: Option<Runtime>) -> Result<Report<'a>, StageError> {
+    pub fn new(
+        p: &ReportParams,
+        inputs: &'a Inputs,
+        bench: Option<Runtime>,
+        side: Option<AccuracyBenchmark>,
+    ) -> Result<Report<'a>, StageError> {
         let results = inputs.metrics.iter().map(|(_, m)| RunResult::from(m)).collect();
         let mut studies = Vec::new();
         for (stage, rows) in &inputs.trials {
@@ -293,6 +357,7 @@ impl<'a> Report<'a> {
             studies,
             runtime: bench.unwrap_or(Runtime { ways: Vec::new(), setup: String::new() }),
             maps: inputs.maps(),
+            side,
         })
     }
 
@@ -353,6 +418,13 @@ impl<'a> Report<'a> {
                 datasets.join(", ")
             );
             s.tables.push(kim_rows(&self.results));
+        }
+        if let Some(side) = &self.side {
+            s.notes.push(format!(
+                "Side by side on the reference implementation's splits ({} epochs, `make accuracy`): test accuracy %, mean ± sd over seeds (n); fastText per data set.",
+                side.epochs
+            ));
+            s.tables.push(side.rows());
         }
         s.figure = Some("accuracy");
         out.push(s);
