@@ -129,7 +129,7 @@ python3 "$ROOT/bench/tuner_overhead.py" \
   --work "$WORK" \
   --out "$OUT/tuner_overhead"
 # The report's costs: t-SNE (2,000 and 20,000 Subj words) against scikit-learn's TSNE, and report
-# generation for `make paper`'s 93 runs and a 500-trial study (bench/report_bench.py, about 10 minutes).
+# generation for `make paper`'s 93 runs and a 500-trial study (bench/report_bench.py, about 15 minutes).
 if ! "$TUNE_PY" -c "import sklearn" 2>/dev/null; then
   echo "installing scikit-learn (baseline) into $TUNE_VENV"
   "$TUNE_VENV/bin/pip" install --quiet --disable-pip-version-check scikit-learn
