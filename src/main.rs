@@ -132,8 +132,8 @@ enum Command {
         index.html (one file with every figure inline; it opens offline and requests nothing), report.md (its \
         Markdown twin) and figures/<name>.svg, .png and .parquet (the data behind each figure).\n\n\
         The page has Kim's Table 2 for this run beside his figures, test accuracy per variant, learning curves, \
-        confusion matrices, the studies' accuracy per epoch budget and best trials, the data sets' summaries and \
-        how it was produced. Include a study with its switch: `kimcnn report --set 'mr_study=[0]'`.")]
+        confusion matrices, the studies' accuracy per epoch budget and best trials, Kim's Table 3 and t-SNE maps of \
+        the word vectors before and after fine-tuning, the data sets' summaries and how it was produced. Include a study with its switch: `kimcnn report --set 'mr_study=[0]'`.")]
     Report {
         /// Open the page in a browser afterwards ($BROWSER, else xdg-open).
         #[arg(long)]
