@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,34 +42,42 @@ pub fn chromium() -> PathBuf {
     panic!("no headless Chromium: `make test` installs Debian's chromium-headless-shell (or set KIMCNN_CHROMIUM)");
 }
 
+/// Chromium in a process group of its own, killed whole when dropped (also
+/// when a test fails before the browser is up): Debian's launcher is a
+/// script that does not `exec`, so killing it alone would leave Chromium.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
+
 struct Browser {
-    child: Child,
+    _process: Process,
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     next: u64,
     events: Vec<Value>,
     _profile: tempfile::TempDir,
 }
 
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Browser {
     fn start() -> Browser {
         let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new(chromium())
+        let child = Command::new(chromium())
             .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0", "--hide-scrollbars"])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("chromium starts");
+        let mut process = Process(child);
         // Chromium keeps writing to stderr: read it to the end on a thread, and take the address off it.
-        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let stderr = BufReader::new(process.0.stderr.take().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
@@ -82,7 +91,7 @@ impl Browser {
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         }
-        Browser { child, ws, next: 0, events: Vec::new(), _profile: profile }
+        Browser { _process: process, ws, next: 0, events: Vec::new(), _profile: profile }
     }
 
     /// Sends a command (to a session, if given) and waits for its answer,
