@@ -268,14 +268,12 @@ impl Embeddings {
         let bad = |m: String| EmbedError::Invalid(format!("{}: not an embeddings file: {m}", path.display()));
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let meta: EmbeddingsMeta = kimcnn_schema::meta_from_header(&bytes, path).map_err(|e| EmbedError::Invalid(e.to_string()))?;
-        let e = st.tensor("embeddings").map_err(|e| bad(e.to_string()))?;
+        let ([rows, cols], vals) = kimcnn_schema::f32_matrix(&st, "embeddings", path).map_err(|e| EmbedError::Invalid(e.to_string()))?;
         let f = st.tensor("found").map_err(|e| bad(e.to_string()))?;
-        let shape = e.shape().to_vec();
-        if shape.len() != 2 || f.shape() != [shape[0]] {
-            return Err(bad(format!("shapes {:?} and {:?}", shape, f.shape())));
+        if f.shape() != [rows] {
+            return Err(bad(format!("shapes {:?} and {:?}", [rows, cols], f.shape())));
         }
-        let vals: Vec<f32> = e.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let matrix = Array2::from_shape_vec((shape[0], shape[1]), vals).map_err(|e| bad(e.to_string()))?;
+        let matrix = Array2::from_shape_vec((rows, cols), vals).map_err(|e| bad(e.to_string()))?;
         Ok((Embeddings { matrix, found: f.data().to_vec() }, meta))
     }
 }

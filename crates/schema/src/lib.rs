@@ -114,6 +114,19 @@ pub fn read_safetensors_meta<T: DeserializeOwned>(path: &Path) -> Result<T> {
     meta_from_header(&header, path)
 }
 
+/// A 2-d float32 tensor of a safetensors file: its shape and its values,
+/// row-major; another dtype or rank is an error naming the tensor.
+pub fn f32_matrix(st: &safetensors::SafeTensors, name: &str, path: &Path) -> Result<([usize; 2], Vec<f32>)> {
+    let t = st.tensor(name).map_err(|e| SchemaError::new(path, format!("tensor `{name}`: {e}")))?;
+    let &[rows, cols] = t.shape() else {
+        return Err(SchemaError::new(path, format!("tensor `{name}`: shape {:?}, not a matrix", t.shape())));
+    };
+    if t.dtype() != safetensors::Dtype::F32 {
+        return Err(SchemaError::new(path, format!("tensor `{name}`: {:?}, not float32", t.dtype())));
+    }
+    Ok(([rows, cols], t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+}
+
 /// As [`read_safetensors_meta`], from the file's bytes (at least its header).
 pub fn meta_from_header<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T> {
     /// The header: a JSON object whose `__metadata__` maps names to strings.

@@ -93,14 +93,9 @@ impl Vectors {
 /// A float32 matrix of a safetensors file.
 fn read_matrix(path: &Path, name: &str) -> Result<Array2<f32>, StageError> {
     let bytes = std::fs::read(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-    let err = |m: String| bad(format!("{}: tensor `{name}`: {m}", path.display()));
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(e.to_string()))?;
-    let t = st.tensor(name).map_err(|e| err(e.to_string()))?;
-    if t.dtype() != safetensors::Dtype::F32 || t.shape().len() != 2 {
-        return Err(err(format!("{:?} {:?}, not a float32 matrix", t.dtype(), t.shape())));
-    }
-    let vals: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    Array2::from_shape_vec((t.shape()[0], t.shape()[1]), vals).map_err(|e| err(e.to_string()))
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let ([rows, cols], vals) = kimcnn_schema::f32_matrix(&st, name, path).map_err(|e| bad(e.to_string()))?;
+    Array2::from_shape_vec((rows, cols), vals).map_err(|e| bad(format!("{}: {e}", path.display())))
 }
 
 /// Rows scaled to unit length (zero rows stay zero): Euclidean distance
