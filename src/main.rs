@@ -367,7 +367,7 @@ impl Project {
         let dir = cli.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let project_dir = dir.canonicalize().map_err(|e| Failure(format!("{}: {e}", dir.display()), 2))?;
         let store_dir = cli.store.clone().unwrap_or_else(|| project_dir.join("artifacts"));
-        let store = Store::open(store_dir)?;
+        let store = Store::open(store_dir)?.with_hash_progress(ui::hash_progress());
         Ok(Project { file: cli.file.clone(), env: Env { project_dir, store }, registry: registry() })
     }
 
@@ -431,8 +431,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             }
             let lock = Lockfile::read(&project.lock_path())?;
             for s in &reports {
-                let entry = lock.stages.get(s).ok_or_else(|| Failure(format!("{s}: not in pipeline.lock after its run"), 1))?;
-                let page = report::materialise(&project.env.store, s, entry).map_err(|e| Failure(e, 1))?;
+                let page = report::materialise(&project.env.store, s, &lock, &project.lock_path()).map_err(|e| Failure(e, 1))?;
                 println!("{s}: {}", page.display());
                 if open {
                     report::open(&page).map_err(|e| Failure(e, 1))?;

@@ -4,15 +4,18 @@
 
 use std::path::{Path, PathBuf};
 
-use kimcnn_store::{LockEntry, Store};
+use kimcnn_store::{Lockfile, Store};
 
 /// Where a report stage's page is written.
 pub fn dir(store: &Store, stage: &str) -> PathBuf {
     store.root().join("reports").join(stage)
 }
 
-/// Copies the stage's outputs into [`dir`], replacing what was there; returns the page's path.
-pub fn materialise(store: &Store, stage: &str, entry: &LockEntry) -> Result<PathBuf, String> {
+/// Copies the stage's outputs into [`dir`], replacing what was there, with
+/// this run's appendix (the lock's hash, each stage's wall time) at the end
+/// of the page and its Markdown twin; returns the page's path.
+pub fn materialise(store: &Store, stage: &str, lock: &Lockfile, lock_path: &Path) -> Result<PathBuf, String> {
+    let entry = lock.stages.get(stage).ok_or_else(|| format!("{stage}: not in pipeline.lock after its run"))?;
     let dest = dir(store, stage);
     let tmp = dest.with_file_name(format!(".{stage}.tmp"));
     let err = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
@@ -41,6 +44,26 @@ pub fn materialise(store: &Store, stage: &str, entry: &LockEntry) -> Result<Path
         perm.set_readonly(false);
         std::fs::set_permissions(&to, perm).map_err(|e| err(&to, e))?;
     }
+    let lock_id = kimcnn_store::hash_file(lock_path).map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for (name, e) in &lock.stages {
+        let rec = store.read_run(&e.key).map_err(|e| e.to_string())?;
+        times.push(kimcnn_report::StageTime {
+            stage: name.clone(),
+            kind: e.kind.clone(),
+            seconds: rec.as_ref().map(|r| r.seconds),
+            device: rec.and_then(|r| r.device),
+        });
+    }
+    let (html, md) = kimcnn_report::appendix(lock_id.as_str(), &times);
+    let page = tmp.join("index.html");
+    let text = std::fs::read_to_string(&page).map_err(|e| err(&page, e))?;
+    let at = text.rfind("</body>").ok_or_else(|| format!("{stage}: its page has no </body>; rerun it: `kimcnn report --force`"))?;
+    std::fs::write(&page, format!("{}{html}{}", &text[..at], &text[at..])).map_err(|e| err(&page, e))?;
+    let twin = tmp.join("report.md");
+    let mut text = std::fs::read_to_string(&twin).map_err(|e| err(&twin, e))?;
+    text.push_str(&format!("\n{md}"));
+    std::fs::write(&twin, text).map_err(|e| err(&twin, e))?;
     if dest.exists() {
         std::fs::remove_dir_all(&dest).map_err(|e| err(&dest, e))?;
     }

@@ -2,7 +2,9 @@
 //! nothing but result lines otherwise.
 
 use std::io::IsTerminal;
-use std::sync::{Mutex, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use std::collections::HashMap;
@@ -10,6 +12,7 @@ use std::collections::HashMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kimcnn_pipeline::{Event, Outcome};
 use kimcnn_stage::Progress;
+use kimcnn_store::HashProgress;
 
 fn multi() -> &'static MultiProgress {
     static M: OnceLock<MultiProgress> = OnceLock::new();
@@ -21,6 +24,33 @@ fn multi() -> &'static MultiProgress {
         };
         MultiProgress::with_draw_target(target)
     })
+}
+
+/// Set by `--quiet`: no bars at all.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// A bar for each long hash the store makes (a local data file or an
+/// output of 64 MiB or more), cleared when it ends.
+pub fn hash_progress() -> HashProgress {
+    let bars: Mutex<HashMap<PathBuf, ProgressBar>> = Mutex::new(HashMap::new());
+    HashProgress(Arc::new(move |path: &Path, done, total| {
+        if total < 64 << 20 || QUIET.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut bars = bars.lock().expect("ui lock");
+        let pb = bars.entry(path.to_path_buf()).or_insert_with(|| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let pb = bytes_bar(&format!("hashing {name}"));
+            pb.set_length(total);
+            pb
+        });
+        pb.set_position(done);
+        if done >= total {
+            if let Some(pb) = bars.remove(path) {
+                pb.finish_and_clear();
+            }
+        }
+    }))
 }
 
 /// A line of output that does not tear the progress bars.
@@ -86,6 +116,17 @@ pub fn count_bar(total: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// A stage's bar over steps (epochs, trials, iterations).
+fn steps_bar(stage: &str, unit: &str, total: u64) -> ProgressBar {
+    let pb = multi().add(ProgressBar::new(total));
+    pb.set_style(
+        ProgressStyle::with_template(&format!("{{prefix:>24}} {{bar:30}} {unit} {{pos}}/{{len}} [{{elapsed}}, eta {{eta}}] {{msg}}"))
+            .expect("valid template"),
+    );
+    pb.set_prefix(stage.to_string());
+    pb
+}
+
 /// Turns runner events into a bar over the stages, a bar per running stage
 /// that reports progress, and one line per computed stage (with `-v` and no
 /// terminal, also a line per epoch).
@@ -93,6 +134,8 @@ pub struct RunDisplay {
     bar: Mutex<Option<ProgressBar>>,
     running: Mutex<Vec<String>>,
     stage_bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Each stage's last step message (an epoch's loss and dev accuracy).
+    last_message: Mutex<HashMap<String, String>>,
     pub verbose: bool,
     /// Failures only: no bars, notes or lines per stage.
     pub quiet: bool,
@@ -102,10 +145,12 @@ pub struct RunDisplay {
 
 impl RunDisplay {
     pub fn new(verbose: bool, quiet: bool) -> RunDisplay {
+        QUIET.store(quiet, Ordering::Relaxed);
         RunDisplay {
             bar: Mutex::new(None),
             running: Mutex::new(Vec::new()),
             stage_bars: Mutex::new(HashMap::new()),
+            last_message: Mutex::new(HashMap::new()),
             verbose,
             quiet,
             pulled: "pulled",
@@ -123,24 +168,22 @@ impl RunDisplay {
                 bytes_progress(pb, *done, *total);
             }
             Progress::Steps { unit, done, total, message, .. } => {
-                let pb = bars.entry(stage.to_string()).or_insert_with(|| {
-                    let pb = multi().add(ProgressBar::new(*total));
-                    pb.set_style(
-                        ProgressStyle::with_template(&format!(
-                            "{{prefix:>24}} {{bar:30}} {unit} {{pos}}/{{len}} [{{elapsed}}, eta {{eta}}] {{msg}}"
-                        ))
-                        .expect("valid template"),
-                    );
-                    pb.set_prefix(stage.to_string());
-                    pb
-                });
+                let pb = bars.entry(stage.to_string()).or_insert_with(|| steps_bar(stage, unit, *total));
                 let moved = pb.position() != *done;
                 pb.set_position(*done);
                 pb.set_message(message.clone());
+                self.last_message.lock().expect("ui lock").insert(stage.to_string(), message.clone());
                 // Without a terminal: a line per step when asked (-v), per trial ended always.
                 if multi().is_hidden() && (self.verbose || (*unit == "trial" && moved)) {
                     line(&format!("{unit:<10} {stage}  {done}/{total}  {message}"));
                 }
+            }
+            // Within an epoch: the epoch bar says how far, with the last epoch's figures.
+            Progress::Batches { epoch, epochs, done, total } => {
+                let pb = bars.entry(stage.to_string()).or_insert_with(|| steps_bar(stage, "epoch", *epochs));
+                pb.set_position(epoch.saturating_sub(1));
+                let last = self.last_message.lock().expect("ui lock").get(stage).cloned().unwrap_or_default();
+                pb.set_message(format!("epoch {epoch}: batch {done}/{total}  {last}"));
             }
             Progress::Note(note) => line(&format!("{stage}: {note}")),
         }
@@ -169,6 +212,7 @@ impl RunDisplay {
                 if let Some(pb) = self.stage_bars.lock().expect("ui lock").remove(stage) {
                     pb.finish_and_clear();
                 }
+                self.last_message.lock().expect("ui lock").remove(stage);
                 let mut r = self.running.lock().expect("ui lock");
                 r.retain(|s| s != stage);
                 if let Some(b) = bar.as_ref() {

@@ -84,6 +84,10 @@ fn the_page_of_a_pipeline_opens_offline_in_a_browser_with_every_figure() {
     assert_eq!(html.matches("<img ").count(), kimcnn_report::FIGURES.len());
     assert_eq!(html.matches("src=\"data:image/svg+xml;base64,").count(), kimcnn_report::FIGURES.len());
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<link") && !html.contains("<script"), "{html}");
+    // The copy ends with this run's lock hash and each stage's wall time.
+    let lock_id = kimcnn_store::hash_file(&p.path().join("pipeline.lock")).unwrap();
+    assert!(html.contains(&format!("pipeline.lock BLAKE3 {lock_id}: ")), "{html}");
+    assert!(html.contains("<tr><td>train.rand</td><td>train</td><td>"), "{html}");
     let md = std::fs::read_to_string(page_dir(&p).join("report.md")).unwrap();
     assert!(md.contains("![accuracy](figures/accuracy.png)") && md.contains("| CNN-non-static | "), "{md}");
 
@@ -103,12 +107,17 @@ fn the_page_of_a_pipeline_opens_offline_in_a_browser_with_every_figure() {
         "Kim's Table 2, this run",
         "CNN-rand",
         "Kim (2014)",
-        "study: 4 trials (2 completed, 0 stopped early, 2 failed)",
+        "Study study",
+        "4 trials (2 completed, 0 stopped early, 2 failed)",
+        "Results per data set",
+        "TOY",
+        "F1 pos",
         "Failed: trial 2 (lr=1e+30 variant=rand): diverged",
         "Kim's Table 3",
         "not in the vocabulary",
         "tokenize",
         "How it was produced",
+        "This run",
     ] {
         assert!(seen.text.contains(want), "`{want}` not on the page:\n{}", seen.text);
     }
@@ -147,6 +156,8 @@ fn a_report_over_nothing_is_a_page_that_says_so() {
     p.run(&["report"]).ok();
     let html = std::fs::read_to_string(page_dir(&p).join("index.html")).unwrap();
     assert!(html.contains("No evaluated runs yet") && html.contains("No study has run"), "{html}");
+    let lock_id = kimcnn_store::hash_file(&p.path().join("pipeline.lock")).unwrap();
+    assert!(html.contains(&format!("pipeline.lock BLAKE3 {lock_id}: 1 stage,")), "{html}");
     let md = std::fs::read_to_string(page_dir(&p).join("report.md")).unwrap();
     assert!(md.contains("No evaluated runs yet"), "{md}");
     // `make accuracy`'s side-by-side file, beside Table 2; a damaged one is one line naming it.

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 
-use kimcnn_schema::worker::{EpochProgress, WorkerJob, WorkerResult, NOTE, PROGRESS};
+use kimcnn_schema::worker::{BatchProgress, EpochProgress, WorkerJob, WorkerResult, BATCH, NOTE, PROGRESS};
 use kimcnn_schema::{wants_gpu, Config, EvaluateParams, NumericsRecord};
 use kimcnn_stage::{Job, Kind, Progress, Resources, RunInfo, StageError};
 use serde::Serialize;
@@ -199,6 +199,11 @@ pub fn run_in_worker<P: Serialize>(
     for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
         if let Some(note) = line.strip_prefix(NOTE) {
             (job.progress)(Progress::Note(note.to_string()));
+            continue;
+        }
+        if let Some(Ok(b)) = line.strip_prefix(BATCH).map(serde_json::from_str::<BatchProgress>) {
+            let (epoch, epochs, done, total) = (b.epoch as u64, b.epochs as u64, b.batch as u64, b.batches as u64);
+            (job.progress)(Progress::Batches { epoch, epochs, done, total });
             continue;
         }
         let Some(row) = line.strip_prefix(PROGRESS) else { continue };

@@ -10,10 +10,13 @@ use kimcnn_schema::{Metrics, Pad, RunResult, Variant};
 use kimcnn_stage::{Job, Kind, RunInfo, StageError};
 use serde::{Deserialize, Serialize};
 
+mod copy;
+mod datasets;
 mod figure;
 mod figures;
 pub mod fonts;
 mod page;
+pub use copy::{appendix, StageTime};
 pub use page::{AccuracyBenchmark, ReportKind, ReportParams, FIGURES};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +86,7 @@ pub fn kim_2014(dataset: &str, variant: Variant) -> Option<f64> {
     Some(row[col])
 }
 
-const VARIANTS: [Variant; 4] = [Variant::Rand, Variant::Static, Variant::NonStatic, Variant::Multichannel];
+pub(crate) const VARIANTS: [Variant; 4] = [Variant::Rand, Variant::Static, Variant::NonStatic, Variant::Multichannel];
 const DATASETS: [&str; 6] = ["mr", "sst1", "sst2", "subj", "trec", "nsmc"];
 
 /// The data sets the rows hold: Kim's order, then any others in order of appearance.

@@ -143,7 +143,8 @@ pub struct ReportKind;
 
 impl Kind for ReportKind {
     const NAME: &'static str = "report";
-    const VERSION: u32 = 1;
+    /// 2: a section per data set and per study.
+    const VERSION: u32 = 2;
     const OUTPUTS: &'static [&'static str] = &[
         "page",
         "markdown",
@@ -428,6 +429,13 @@ impl<'a> Report<'a> {
         }
         s.figure = Some("accuracy");
         out.push(s);
+        let per = crate::datasets::sections(&self.inputs.metrics);
+        if !per.is_empty() {
+            let mut s = Section::new("datasets", "Results per data set");
+            s.lead = "Each data set's runs per variant: the spread over folds or seeds, the epochs selected on dev, and each class's F1 (means over runs).".into();
+            out.push(s);
+            out.extend(per);
+        }
         // Learning curves and confusion.
         let mut s = Section::new("curves", "Learning curves");
         s.lead = format!("{} training runs; each line is one run, coloured by variant.", self.runs.len());
@@ -444,14 +452,17 @@ impl<'a> Report<'a> {
         } else {
             s.lead = "Each trial is a cached train run; a budget's figures are its first epochs, selected on dev within them. Test accuracy is recorded, never selected on.".into();
         }
+        s.figure = Some("budgets");
+        out.push(s);
         for v in &self.studies {
+            let mut s = Section::new(format!("study-{}", v.stage), &format!("Study {}", v.stage));
+            s.level = 3;
             let best = self.inputs.bests.get(&v.stage);
             let count = |st: TrialStatus| {
                 v.cells.iter().filter(|c| c.status == st).map(|c| c.trial).collect::<std::collections::BTreeSet<_>>().len()
             };
             let mut lines = vec![format!(
-                "{}: {} trials ({} completed, {} stopped early, {} failed).",
-                v.stage,
+                "{} trials ({} completed, {} stopped early, {} failed).",
                 v.cells.iter().map(|c| c.trial).collect::<std::collections::BTreeSet<_>>().len(),
                 count(TrialStatus::Completed),
                 count(TrialStatus::Stopped),
@@ -498,9 +509,8 @@ impl<'a> Report<'a> {
             if !failed.is_empty() {
                 s.notes.push(format!("Failed: {}", failed.join("; ")));
             }
+            out.push(s);
         }
-        s.figure = Some("budgets");
-        out.push(s);
         // Running time.
         let mut s = Section::new("runtime", "Running time of a search");
         s.lead = if self.runtime.ways.is_empty() {
@@ -599,7 +609,7 @@ impl<'a> Report<'a> {
         // How it was produced.
         let mut s = Section::new("provenance", "How it was produced");
         s.lead = format!(
-            "kimcnn {}; {} inputs, BLAKE3 over their names and contents {}. Each stage's key and inputs are in pipeline.lock; `kimcnn verify --recompute` reruns them.",
+            "kimcnn {}; {} inputs, BLAKE3 over their names and contents {}. Each stage's key and inputs are in pipeline.lock; `kimcnn verify --recompute` reruns them. The copy `kimcnn report` writes ends with the lock's hash and every stage's wall time (This run).",
             env!("CARGO_PKG_VERSION"),
             self.input_count(),
             self.inputs.digest
@@ -663,12 +673,12 @@ impl<'a> Report<'a> {
         h.push_str("</head>\n<body>\n");
         writeln!(h, "<h1>{}</h1>", esc(&self.title)).ok();
         h.push_str("<nav>");
-        for s in sections {
+        for s in sections.iter().filter(|s| s.level == 2) {
             write!(h, "<a href=\"#{}\">{}</a> ", s.id, esc(&s.heading)).ok();
         }
         h.push_str("</nav>\n");
         for s in sections {
-            writeln!(h, "<section id=\"{}\">\n<h2>{}</h2>", s.id, esc(&s.heading)).ok();
+            writeln!(h, "<section id=\"{}\">\n<h{l}>{}</h{l}>", s.id, esc(&s.heading), l = s.level).ok();
             if !s.lead.is_empty() {
                 writeln!(h, "<p>{}</p>", inline_code(&esc(&s.lead))).ok();
             }
@@ -708,7 +718,7 @@ impl<'a> Report<'a> {
     fn markdown(&self, sections: &[Section]) -> String {
         let mut m = format!("# {}\n\n", self.title);
         for s in sections {
-            writeln!(m, "## {}\n", s.heading).ok();
+            writeln!(m, "{} {}\n", "#".repeat(s.level as usize), s.heading).ok();
             if !s.lead.is_empty() {
                 writeln!(m, "{}\n", s.lead).ok();
             }
@@ -731,22 +741,32 @@ impl<'a> Report<'a> {
     }
 }
 
-struct Section {
-    id: &'static str,
-    heading: String,
-    lead: String,
-    notes: Vec<String>,
-    tables: Vec<Vec<Vec<String>>>,
-    figure: Option<&'static str>,
+pub(crate) struct Section {
+    pub id: String,
+    /// 2: a section in the page's menu; 3: a part of the one before.
+    pub level: u8,
+    pub heading: String,
+    pub lead: String,
+    pub notes: Vec<String>,
+    pub tables: Vec<Vec<Vec<String>>>,
+    pub figure: Option<&'static str>,
 }
 
 impl Section {
-    fn new(id: &'static str, heading: &str) -> Section {
-        Section { id, heading: heading.into(), lead: String::new(), notes: Vec::new(), tables: Vec::new(), figure: None }
+    pub fn new(id: impl Into<String>, heading: &str) -> Section {
+        Section {
+            id: id.into(),
+            level: 2,
+            heading: heading.into(),
+            lead: String::new(),
+            notes: Vec::new(),
+            tables: Vec::new(),
+            figure: None,
+        }
     }
 }
 
-fn pct(x: f64) -> String {
+pub(crate) fn pct(x: f64) -> String {
     if x.is_finite() {
         format!("{:.1}%", 100.0 * x)
     } else {
@@ -754,7 +774,7 @@ fn pct(x: f64) -> String {
     }
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -780,6 +800,7 @@ fn family_names(svg: &str) -> String {
 const STYLE: &str = "<style>
 body { font-family: 'DejaVu Sans', Verdana, 'Nanum Gothic', sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.7em; margin-bottom: 0.3em; }
+h3 { font-size: 1.1em; margin-top: 1.5em; }
 h2 { font-size: 1.3em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
 nav a { margin-right: 1em; color: #1f77b4; text-decoration: none; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }

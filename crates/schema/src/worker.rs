@@ -1,6 +1,7 @@
 //! The protocol between the `kimcnn` CLI and its `kimcnn-torch` worker, one
 //! process per stage run: the CLI writes a [`WorkerJob`] as JSON, the worker
-//! prints a [`PROGRESS`] line per epoch on stdout and writes a
+//! prints a [`PROGRESS`] line per epoch (and [`BATCH`] lines within one) on
+//! stdout and writes a
 //! [`WorkerResult`] before it exits. A worker that exits without a result
 //! crashed.
 
@@ -38,6 +39,19 @@ pub const PROGRESS: &str = "kimcnn-progress ";
 /// Prefix of the worker's notes on stdout (one line of text follows): what
 /// the user should hear of, as resuming from a checkpoint.
 pub const NOTE: &str = "kimcnn-note ";
+
+/// Prefix of the worker's lines within an epoch (a [`BatchProgress`] as
+/// JSON follows), a few a second at most: for the display's bar.
+pub const BATCH: &str = "kimcnn-batch ";
+
+/// How far into an epoch a training run is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BatchProgress {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub batch: usize,
+    pub batches: usize,
+}
 
 /// A progress line: an epoch's row and how long it took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

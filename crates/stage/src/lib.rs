@@ -218,6 +218,9 @@ pub enum Progress {
     /// for people and the same figures by name (the kind's
     /// [`Kind::METRICS`]) for a study.
     Steps { unit: &'static str, done: u64, total: u64, message: String, metrics: BTreeMap<String, f64> },
+    /// Batches `done` of `total` into epoch `epoch` of `epochs`: for a
+    /// display only (a study counts the epochs' [`Progress::Steps`]).
+    Batches { epoch: u64, epochs: u64, done: u64, total: u64 },
     /// Something the user should read (a study resumed from its journal, a
     /// truncated journal line ignored).
     Note(String),

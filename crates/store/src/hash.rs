@@ -61,6 +61,12 @@ pub fn hash_bytes(bytes: &[u8]) -> ObjectId {
 /// the whole file), but mapped in 16 MiB windows, each unmapped after it is
 /// hashed: a 3.6 GB input then adds at most 16 MiB to a stage run's RSS.
 pub fn hash_file(path: &Path) -> Result<ObjectId> {
+    hash_file_with(path, &|_, _| {})
+}
+
+/// [`hash_file`], telling `progress` (bytes hashed, the file's size) after
+/// each window, for a bar over a long hash.
+pub fn hash_file_with(path: &Path, progress: &dyn Fn(u64, u64)) -> Result<ObjectId> {
     const WINDOW: u64 = 16 << 20;
     let f = std::fs::File::open(path).map_err(io_err(path))?;
     let len = f.metadata().map_err(io_err(path))?.len();
@@ -78,6 +84,7 @@ pub fn hash_file(path: &Path) -> Result<ObjectId> {
         let map = unsafe { memmap2::MmapOptions::new().offset(off).len(n as usize).map(&f) }.map_err(io_err(path))?;
         hasher.update_rayon(&map);
         off += n;
+        progress(off, len);
     }
     Ok(ObjectId::from_hash(hasher.finalize()))
 }

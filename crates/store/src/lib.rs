@@ -14,9 +14,9 @@ mod hash;
 mod lockfile;
 mod store;
 
-pub use hash::{hash_bytes, hash_file, ObjectId};
+pub use hash::{hash_bytes, hash_file, hash_file_with, ObjectId};
 pub use lockfile::{LockEntry, Lockfile};
-pub use store::{GcReport, KeyLock, ObjectList, RunRecord, ScratchDir, Store, VerifyReport};
+pub use store::{GcReport, HashProgress, KeyLock, ObjectList, RunRecord, ScratchDir, Store, VerifyReport};
 
 use std::path::PathBuf;
 

@@ -57,6 +57,21 @@ pub struct ObjectList {
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    on_hash: Option<HashProgress>,
+}
+
+/// Told how far a long hash (a local data file, a large output) has got:
+/// the file, bytes hashed, its size. For a display's bar.
+#[derive(Clone)]
+pub struct HashProgress(pub std::sync::Arc<HashProgressFn>);
+
+/// What [`HashProgress`] calls.
+pub type HashProgressFn = dyn Fn(&Path, u64, u64) + Send + Sync;
+
+impl std::fmt::Debug for HashProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashProgress")
+    }
 }
 
 /// An exclusive lock on one cache key, held across processes (flock); dropped
@@ -122,7 +137,20 @@ impl Store {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        Ok(Store { root })
+        Ok(Store { root, on_hash: None })
+    }
+
+    /// The same store, telling `progress` how its hashes of files go.
+    pub fn with_hash_progress(mut self, progress: HashProgress) -> Store {
+        self.on_hash = Some(progress);
+        self
+    }
+
+    fn hash(&self, path: &Path) -> Result<ObjectId> {
+        match &self.on_hash {
+            Some(HashProgress(f)) => crate::hash::hash_file_with(path, &|done, total| f(path, done, total)),
+            None => hash_file(path),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -142,7 +170,7 @@ impl Store {
     /// make read-only, rename (atomic on one file system), fsync the
     /// directory. If the object exists already the file is dropped.
     pub fn commit_file(&self, file: &Path) -> Result<ObjectId> {
-        let id = hash_file(file)?;
+        let id = self.hash(file)?;
         let dest = self.object_path(&id);
         if dest.is_file() {
             fs::remove_file(file).map_err(io_err(file))?;
@@ -184,7 +212,7 @@ impl Store {
                 return Ok(id);
             }
         }
-        let id = hash_file(path)?;
+        let id = self.hash(path)?;
         write_atomic(&entry, format!("{stamp} {id}").as_bytes(), "state")?;
         Ok(id)
     }
@@ -630,6 +658,25 @@ mod tests {
         assert_eq!(fs::read(s.root().join("out/stage.a/out")).unwrap(), b"x");
         assert!(s.link("../evil", "out", &id).is_err());
         assert!(s.link("a", "../../x", &id).is_err());
+    }
+
+    #[test]
+    fn long_hashes_tell_their_progress() {
+        let (d, s) = store();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = s.with_hash_progress(HashProgress({
+            let seen = seen.clone();
+            std::sync::Arc::new(move |_: &Path, done, total| seen.lock().unwrap().push((done, total)))
+        }));
+        let p = d.path().join("big.bin");
+        let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
+        fs::write(&p, &data).unwrap();
+        assert_eq!(s.hash_external(&p).unwrap(), hash_bytes(&data));
+        let n = data.len() as u64;
+        assert_eq!(*seen.lock().unwrap(), vec![(16 << 20, n), (n, n)]);
+        // Remembered: not hashed again.
+        s.hash_external(&p).unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2);
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn run_trial(p: &StudyParams, job: &Job, shared: &(Mutex<State>, Condvar), i: us
         let (done, metrics) = match pr {
             Progress::Steps { done, metrics, .. } => (done, metrics),
             Progress::Note(m) => return (job.progress)(Progress::Note(format!("trial {i}: {m}"))),
-            Progress::Bytes { .. } => return,
+            Progress::Bytes { .. } | Progress::Batches { .. } => return,
         };
         let epoch = done as usize;
         let mut st = lock.lock().expect("study lock");

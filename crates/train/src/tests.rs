@@ -73,10 +73,19 @@ fn every_variant_learns_a_toy_problem_and_selects_on_dev() {
         for pad in [Pad::Kim, Pad::Bucket] {
             let mut c = cfg(variant);
             c.pad = pad;
-            let mut seen = 0;
-            let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, None, &mut |e| seen += usize::from(matches!(e, TrainEvent::Epoch(..))))
-                .unwrap();
+            let (mut seen, mut batches) = (0, Vec::new());
+            let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, None, &mut |e| match e {
+                TrainEvent::Epoch(..) => seen += 1,
+                TrainEvent::Batch { epoch, batch, batches: n } => batches.push((epoch, batch, n)),
+                _ => {}
+            })
+            .unwrap();
             assert_eq!(seen, 6);
+            // Every batch of every epoch, in order, each knowing how many there are.
+            let n = batches[0].2;
+            assert!(n > 1 && batches.iter().all(|b| b.2 == n), "{batches:?}");
+            assert_eq!(batches.len(), 6 * n);
+            assert!(batches.iter().enumerate().all(|(i, b)| (b.0, b.1) == (i / n + 1, i % n + 1)), "{batches:?}");
             let best = out.history.iter().map(|e| e.dev_accuracy).fold(0.0, f64::max);
             assert_eq!(out.best_dev_accuracy, best);
             assert!(out.history[out.best_epoch - 1].dev_accuracy == best);
@@ -315,6 +324,7 @@ fn a_run_resumed_from_its_checkpoint_ends_as_one_never_stopped() {
                 TrainEvent::Resumed { epoch } => seen.push(format!("resumed {epoch}")),
                 TrainEvent::Epoch(row, _) => seen.push(row.epoch.to_string()),
                 TrainEvent::Unusable(m) => panic!("{at_what}: {m}"),
+                TrainEvent::Batch { .. } => {}
             })
             .unwrap();
             let epochs: Vec<String> = whole.history.iter().map(|r| r.epoch.to_string()).collect();

@@ -29,6 +29,8 @@ pub enum TrainEvent<'a> {
     Resumed { epoch: usize },
     /// A checkpoint it found and could not use (why); it starts over.
     Unusable(String),
+    /// A batch of `epoch` ended (`batch` of `batches`).
+    Batch { epoch: usize, batch: usize, batches: usize },
     /// An epoch ended (or was restored from the checkpoint).
     Epoch(&'a EpochRow, &'a EpochTiming),
 }
@@ -106,7 +108,8 @@ pub fn train(
         reseed(epoch_seed(cfg.seed, epoch), device);
         let t0 = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
-        for (b, rows) in data.epoch_batches(cfg.batch, cfg.pad, &mut rng).iter().enumerate() {
+        let batches = data.epoch_batches(cfg.batch, cfg.pad, &mut rng);
+        for (b, rows) in batches.iter().enumerate() {
             let x = data.batch(rows, cfg.pad, side, min_width, device);
             let y = data.label_tensor(rows, device);
             let tuned = lazy.as_ref().map(|_| BatchRows::gather(&model.emb, &x));
@@ -139,6 +142,7 @@ pub fn train(
             loss_sum += value * rows.len() as f64;
             correct += logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
             seen += rows.len();
+            on_event(TrainEvent::Batch { epoch, batch: b + 1, batches: batches.len() });
         }
         let seconds = t0.elapsed().as_secs_f64();
         let (dev_loss, dev_accuracy) = loss_and_accuracy(&model, data, &data.dev, cfg, device);

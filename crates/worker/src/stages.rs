@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use kimcnn_embed::Embeddings;
-use kimcnn_schema::worker::{EpochProgress, WorkerJob, WorkerResult, NOTE, PROGRESS};
+use kimcnn_schema::worker::{BatchProgress, EpochProgress, WorkerJob, WorkerResult, BATCH, NOTE, PROGRESS};
 use kimcnn_schema::{
     effective_numerics, Config, EvaluateParams, Metrics, ModelMeta, Numerics, NumericsRecord, RandA, TokenizeSummary, TrainSummary,
     TrainTimings, Variant,
@@ -132,7 +132,16 @@ fn train(job: &WorkerJob<Config>, device: tch::Device, numerics: &NumericsRecord
         numerics.mkl
     );
     let checkpoint = job.checkpoint.as_deref().map(|path| Checkpointing { path, context });
+    // A few batch lines a second at most: the pipe is for the display's bar.
+    let mut last_batch_line = std::time::Instant::now();
     let out = kimcnn_train::train(&data, &matrix, rand_a, cfg, device, checkpoint.as_ref(), &mut |e| match e {
+        TrainEvent::Batch { epoch, batch, batches } => {
+            if batch < batches && last_batch_line.elapsed().as_millis() >= 250 {
+                last_batch_line = std::time::Instant::now();
+                let line = BatchProgress { epoch, epochs: cfg.epochs, batch, batches };
+                println!("{BATCH}{}", serde_json::to_string(&line).unwrap_or_default());
+            }
+        }
         TrainEvent::Resumed { epoch } => println!("{NOTE}resumed after epoch {epoch}, from its checkpoint"),
         TrainEvent::Unusable(why) => {
             println!("{NOTE}its checkpoint is not used ({}); training from the first epoch", why.replace('\n', " "))
