@@ -17,10 +17,14 @@ JOBS ?= $(shell nproc)
 NUMERICS ?= reproducible
 NUMERICS_SETS := --set train.numerics=$(NUMERICS) --set evaluate.numerics=$(NUMERICS)
 
+# Python tools the tests check kimcnn's files against: Hugging Face tokenizers (loads our tokenizer.json).
+PY_TOOLS := $(CACHE_DIR)/py-tools
+PY_TOOLS_REQS := tokenizers==0.23.3
+
 S3S_VERSION := 0.14.1
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
 
-.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc clean check-torch check-s3s check-fonts check-browser reproduce report
+.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc clean check-torch check-s3s check-fonts check-browser check-py-tools reproduce report
 
 ## all: set up, build, run the default pipeline, and write its report page (artifacts/reports/report/index.html)
 all: build
@@ -89,9 +93,14 @@ check-s3s: $(S3_SERVER)
 	@v=$$($(S3_SERVER) --version); [ "$$v" = "s3s-fs $(S3S_VERSION)" ] || { rm -f $(S3_SERVER); $(MAKE) --no-print-directory $(S3_SERVER); }
 
 ## test: the whole suite (unit tests of every crate, end-to-end tests of the binary, remotes against a real S3 server)
-test: setup check-s3s check-fonts check-browser
+test: setup check-s3s check-fonts check-browser check-py-tools
 	cargo build --locked --workspace --bins
-	KIMCNN_S3S_FS=$(S3_SERVER) cargo test --locked --workspace
+	KIMCNN_S3S_FS=$(S3_SERVER) KIMCNN_PY_TOOLS=$(PY_TOOLS)/bin/python cargo test --locked --workspace
+
+check-py-tools:
+	@[ -x $(PY_TOOLS)/bin/python ] || $(PYTHON) -m venv $(PY_TOOLS)
+	@$(PY_TOOLS)/bin/pip freeze 2>/dev/null | grep -qx '$(PY_TOOLS_REQS)' || \
+	  $(PY_TOOLS)/bin/pip install --quiet --disable-pip-version-check $(PY_TOOLS_REQS)
 
 ## reproduce: recompute train.trec.static (and what it needs) in scratch; its bytes must be pipeline.lock's
 reproduce: build

@@ -35,6 +35,8 @@ fn registry() -> Registry {
         .register(kimcnn_report::ReportKind)
         .register(kimcnn_words::TsneKind)
         .register(kimcnn_words::NeighboursKind)
+        .register(kimcnn_subword::SubwordKind)
+        .register(kimcnn_subword::SegmentKind)
         .register(kimcnn_study::StudyKind);
     r
 }

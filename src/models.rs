@@ -168,12 +168,14 @@ pub fn list(store: &Store) -> Result<ExitCode, Failure> {
 }
 
 /// Copies a model out with what it needs elsewhere: the weights, its
-/// vocabulary, its tokenizer settings and (if evaluated) its test metrics.
+/// vocabulary, how it cleans text (`cleaning.json`), its trained subword
+/// tokenizer if it has one (`tokenizer.json`, Hugging Face's format) and (if
+/// evaluated) its test metrics.
 pub fn export(store: &Store, lock: &Lockfile, what: &str, dir: &Path) -> Result<ExitCode, Failure> {
     let (model, vocab) = resolve(store, lock, what)?;
     let meta = model_meta(&model)?;
     std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
-    let files = ["model.safetensors", "vocab.parquet", "tokenizer.json", "config.json"];
+    let files = ["model.safetensors", "vocab.parquet", "cleaning.json", "tokenizer.json", "config.json"];
     for f in files {
         if dir.join(f).exists() {
             return Err(Failure(format!("{}: already holds {f}; export into an empty directory", dir.display()), 2));
@@ -187,14 +189,33 @@ pub fn export(store: &Store, lock: &Lockfile, what: &str, dir: &Path) -> Result<
         std::fs::write(dir.join(name), format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()))
             .map_err(|e| fail(e.to_string()))
     };
-    write("tokenizer.json", &serde_json::to_value(meta.tokenizer).unwrap_or_default())?;
-    write("config.json", &serde_json::to_value(&meta).unwrap_or_default())?;
+    let mut written = vec!["model.safetensors", "vocab.parquet", "cleaning.json"];
+    let mut cleaning = meta.tokenizer.clone();
+    if let Some(sub) = cleaning.as_mut().and_then(|t| t.subword.take()) {
+        std::fs::write(dir.join("tokenizer.json"), &sub.json)
+            .map_err(|e| fail(format!("{}: {e}", dir.join("tokenizer.json").display())))?;
+        written.push("tokenizer.json");
+    }
+    write("cleaning.json", &serde_json::to_value(&cleaning).unwrap_or_default())?;
+    let mut config = serde_json::to_value(&meta).unwrap_or_default();
+    // The tokenizer is its own file; config.json names it by hash.
+    if let Some(sub) = config.pointer_mut("/tokenizer/subword").and_then(Value::as_object_mut) {
+        sub.remove("json");
+    }
+    write("config.json", &config)?;
+    written.push("config.json");
     let model_id = kimcnn_store::hash_file(&model)?;
     if let Some(row) = models_in(store)?.into_iter().find(|r| r.rec.outputs["model"] == model_id) {
         if let Some(t) = row.test {
             write("metrics.json", &serde_json::to_value(&t).unwrap_or_default())?;
         }
     }
-    println!("exported model {} to {} (model.safetensors, vocab.parquet, tokenizer.json, config.json); use it with `kimcnn predict --model {}/model.safetensors`", model_id.short(), dir.display(), dir.display());
+    println!(
+        "exported model {} to {} ({}); use it with `kimcnn predict --model {}/model.safetensors`",
+        model_id.short(),
+        dir.display(),
+        written.join(", "),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

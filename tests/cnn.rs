@@ -77,7 +77,7 @@ fn train_evaluate_aggregate_predict_and_models() {
     assert!(r.stdout.contains("train.static") && r.stdout.contains("toy"), "{}", r.stdout);
     let out = p.path().join("exported");
     p.run(&["models", "export", "train.non-static", out.to_str().unwrap()]).ok();
-    for f in ["model.safetensors", "vocab.parquet", "tokenizer.json", "config.json", "metrics.json"] {
+    for f in ["model.safetensors", "vocab.parquet", "cleaning.json", "config.json", "metrics.json"] {
         assert!(out.join(f).is_file(), "{f}");
     }
     let r = p.run(&["predict", "--model", out.join("model.safetensors").to_str().unwrap(), "great acting"]).ok();

@@ -28,13 +28,73 @@ crate::named_enum! {
 
 /// How raw text becomes tokens: what a model needs to predict on raw text
 /// exactly as it was trained.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenizerSpec {
     pub cleaner: Cleaner,
     /// Lower-case every token (Kim: every data set but TREC).
     pub lower: bool,
     /// Kim's `\(` `\)` `\?` tokens (his re.sub replacement-string quirk).
     pub kim_quirk: bool,
+    /// A trained subword tokenizer that cuts the cleaned words into pieces
+    /// (a `segment` stage's output); none: the words are the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subword: Option<SubwordSpec>,
+}
+
+/// A trained subword tokenizer, whole: a model carries it, so that it
+/// predicts on raw text exactly as it was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubwordSpec {
+    pub model: SubwordModel,
+    /// The BLAKE3 of `json`, checked when it is loaded.
+    pub blake3: String,
+    /// Hugging Face `tokenizers`' tokenizer.json.
+    pub json: String,
+}
+
+crate::named_enum! {
+    /// How a subword tokenizer cuts words.
+    pub enum SubwordModel {
+        /// SentencePiece's unigram language model (Kudo 2018).
+        Unigram = "unigram",
+        /// Byte-pair encoding (Sennrich et al. 2016).
+        Bpe = "bpe",
+        /// BERT's WordPiece (`##` marks a piece inside a word).
+        WordPiece = "wordpiece",
+        /// Each character a token (a Korean syllable): the baseline.
+        Syllable = "syllable",
+    }
+}
+
+/// The `subword` stage's `summary`: what the tokenizer was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubwordSummary {
+    pub model: SubwordModel,
+    pub vocab_size: usize,
+    pub vocab_size_asked: usize,
+    /// Training rows of the tokens table read (never a test row or fold).
+    pub rows: usize,
+    /// Lines of the unlabeled corpus read, and those skipped.
+    pub corpus: CorpusCounts,
+    /// Words trained on, and the pieces they were cut into.
+    pub words: u64,
+    pub pieces: u64,
+    /// The `tokenizers` crate that trained it (Python's `tokenizers` of the
+    /// same minor version loads it).
+    pub tokenizers_version: String,
+}
+
+/// What reading an unlabeled corpus (a document a line) found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusCounts {
+    pub lines: u64,
+    pub used: u64,
+    pub empty: u64,
+    /// Lines that are not valid UTF-8 (skipped: a corpus of mixed encodings).
+    pub invalid_utf8: u64,
 }
 
 /// The `tokenize` stage's `summary`.

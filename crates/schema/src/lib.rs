@@ -30,7 +30,10 @@ mod words;
 pub mod worker;
 
 pub use config::{check_device, effective_numerics, wants_gpu, Config, EvaluateParams, OptimizerKind, Pad, RandA, Variant};
-pub use data::{Cleaner, Coverage, EmbeddingsMeta, TokenizeSummary, TokenizerSpec, UnkInit, VocabSummary};
+pub use data::{
+    Cleaner, CorpusCounts, Coverage, EmbeddingsMeta, SubwordModel, SubwordSpec, SubwordSummary, TokenizeSummary, TokenizerSpec, UnkInit,
+    VocabSummary,
+};
 pub use model::{ClassMetrics, EpochTiming, Metrics, ModelMeta, RunResult, TrainSummary, TrainTimings};
 pub use named::{Named, Text};
 pub use numerics::{native_isa, Numerics, NumericsRecord, REPRODUCIBLE_ENV, REPRODUCIBLE_ISA};

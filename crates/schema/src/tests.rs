@@ -7,7 +7,7 @@ fn meta() -> ModelMeta {
         config: Config { dataset: "mr".into(), variant: Variant::Static, fold: Some(3), ..Config::default() },
         classes: vec!["neg".into(), "pos".into()],
         vocab_blake3: "ab".repeat(32),
-        tokenizer: Some(TokenizerSpec { cleaner: Cleaner::Kim, lower: true, kim_quirk: false }),
+        tokenizer: Some(TokenizerSpec { cleaner: Cleaner::Kim, lower: true, kim_quirk: false, subword: None }),
         init: "uniform a=0.250".into(),
         best_epoch: 4,
         best_dev_accuracy: 0.75,
@@ -113,7 +113,7 @@ fn a_model_written_before_the_typed_contracts_still_reads() {
     assert_eq!((m.config.dataset.as_str(), m.config.rand_a, m.device.clone(), m.threads), ("trec", RandA::Matched, None, None));
     assert_eq!((m.config.numerics, m.numerics.clone()), (Numerics::Fast, None), "written before reproducible numerics: fast");
     m.config.check().unwrap();
-    assert_eq!(m.tokenizer, Some(TokenizerSpec { cleaner: Cleaner::Kim, lower: false, kim_quirk: false }));
+    assert_eq!(m.tokenizer, Some(TokenizerSpec { cleaner: Cleaner::Kim, lower: false, kim_quirk: false, subword: None }));
 }
 
 #[test]

@@ -98,7 +98,7 @@ impl Params {
             FormatName::Nsmc => Cleaner::Unicode,
             _ => Cleaner::Kim,
         });
-        TokenizerSpec { cleaner, lower: self.lower.unwrap_or(f != FormatName::Trec), kim_quirk: self.kim_quirk }
+        TokenizerSpec { cleaner, lower: self.lower.unwrap_or(f != FormatName::Trec), kim_quirk: self.kim_quirk, subword: None }
     }
 }
 

@@ -15,12 +15,14 @@
 //! downstream (vocab, train, evaluate).
 
 mod clean;
+mod corpus;
 mod kind;
 mod read;
 mod split;
 mod table;
 
 pub use clean::{tokenize as tokenize_text, Cleaner};
+pub use corpus::read_corpus;
 pub use kind::{FormatName, Params, TokenizeKind};
 pub use read::{Encoding, Format, Row};
 pub use split::{carve_dev, kfold};

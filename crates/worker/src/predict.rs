@@ -22,6 +22,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let tokenizer = saved.meta.tokenizer.ok_or_else(|| {
         format!("{model}: the model does not record how it tokenized (it was trained without a `tokenizer` input: wire `tokenizer: <tokenize stage>.summary` and train it again)")
     })?;
+    let segmenter = kimcnn_subword::Segmenter::new(&tokenizer).map_err(|e| format!("{model}: {e}"))?;
     let index = vocab.index();
     let cfg = &saved.meta.config;
     let classes = &saved.meta.classes;
@@ -39,7 +40,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let ids: Vec<Vec<i64>> = lines
             .iter()
             .map(|l| {
-                let toks = kimcnn_tokenize::tokenize_text(&tokenizer, l);
+                let toks = segmenter.tokens(l).map_err(|e| e.to_string())?;
                 let mut ids: Vec<i64> = toks.iter().map(|t| index.get(t.as_str()).map(|&i| i as i64).unwrap_or(1)).collect();
                 let mut note = None;
                 if toks.is_empty() {
@@ -54,9 +55,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     }
                 }
                 notes.push(note);
-                ids
+                Ok(ids)
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
         let rows: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
         let x = kimcnn_train::padded_batch(&rows, longest, side, min_width, device);
