@@ -17,9 +17,10 @@ JOBS ?= $(shell nproc)
 NUMERICS ?= reproducible
 NUMERICS_SETS := --set train.numerics=$(NUMERICS) --set evaluate.numerics=$(NUMERICS)
 
-# Python tools the tests check kimcnn's files against: Hugging Face tokenizers (loads our tokenizer.json).
+# Python tools the tests check kimcnn's files against: Hugging Face tokenizers (loads our
+# tokenizer.json) and gensim (loads our word2vec binary).
 PY_TOOLS := $(CACHE_DIR)/py-tools
-PY_TOOLS_REQS := tokenizers==0.23.3
+PY_TOOLS_REQS := tokenizers==0.23.3 gensim==4.4.0
 
 S3S_VERSION := 0.14.1
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
@@ -99,7 +100,7 @@ test: setup check-s3s check-fonts check-browser check-py-tools
 
 check-py-tools:
 	@[ -x $(PY_TOOLS)/bin/python ] || $(PYTHON) -m venv $(PY_TOOLS)
-	@$(PY_TOOLS)/bin/pip freeze 2>/dev/null | grep -qx '$(PY_TOOLS_REQS)' || \
+	@$(PY_TOOLS)/bin/python -c "import tokenizers, gensim; assert (tokenizers.__version__, gensim.__version__) == ('0.23.3', '4.4.0')" 2>/dev/null || \
 	  $(PY_TOOLS)/bin/pip install --quiet --disable-pip-version-check $(PY_TOOLS_REQS)
 
 ## reproduce: recompute train.trec.static (and what it needs) in scratch; its bytes must be pipeline.lock's

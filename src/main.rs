@@ -37,6 +37,7 @@ fn registry() -> Registry {
         .register(kimcnn_words::NeighboursKind)
         .register(kimcnn_subword::SubwordKind)
         .register(kimcnn_subword::SegmentKind)
+        .register(kimcnn_word2vec::Word2VecKind)
         .register(kimcnn_study::StudyKind);
     r
 }

@@ -240,7 +240,11 @@ impl Segmenter {
     }
 
     pub fn tokens(&self, text: &str) -> Result<Vec<String>> {
-        let words = kimcnn_tokenize::tokenize_text(&self.spec, text);
+        self.pieces(kimcnn_tokenize::tokenize_text(&self.spec, text))
+    }
+
+    /// Cleaned words to tokens: the words themselves, or their pieces.
+    pub fn pieces(&self, words: Vec<String>) -> Result<Vec<String>> {
         match &self.subword {
             None => Ok(words),
             Some(tk) => pieces(tk, &words),

@@ -1,8 +1,9 @@
-//! Trained subword tokenizers through the binary, on a small Korean data
-//! set the test writes: trained on the training rows and a corpus (never
-//! the test rows), the tokens cut into pieces, a model trained on them that
-//! predicts on raw Korean text; the tokenizer.json loaded by Python's
-//! `tokenizers` (same minor version) cuts the same pieces; bad input.
+//! Trained subword tokenizers and word vectors through the binary, on a
+//! small Korean data set the test writes: trained on the training rows and
+//! a corpus (never the test rows), the tokens cut into pieces, a model
+//! trained on them that predicts on raw Korean text; the tokenizer.json
+//! loaded by Python's `tokenizers` (same minor version) cuts the same
+//! pieces, gensim reads the word2vec vectors; bad input.
 mod common;
 
 use std::io::Write;
@@ -64,7 +65,7 @@ fn project(model: &str) -> Project {
     p
 }
 
-/// Python with `tokenizers` 0.23 (`make test` installs it).
+/// Python with `tokenizers` 0.23 and gensim 4.4 (`make test` installs them).
 fn python() -> PathBuf {
     let exe = std::env::var_os("KIMCNN_PY_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
         let cache = std::env::var_os("XDG_CACHE_HOME")
@@ -168,4 +169,53 @@ fn every_model_trains_and_bad_tokenizers_are_refused() {
         r.stdout,
         r.stderr
     );
+}
+
+#[test]
+fn word_vectors_trained_on_the_pieces_feed_the_embedding_and_gensim_reads_them() {
+    let p = project("unigram");
+    let text = pipeline("unigram").replace(
+        "  embed: {uses: embed, inputs: {vocab: vocab.vocab, vectors: vectors.data}}",
+        "  word2vec:
+    uses: word2vec
+    inputs: {tokens: segment.tokens, summary: segment.summary, corpus: raw.corpus.data}
+    with: {dim: 16, min_count: 2, epochs: 3}
+  embed: {uses: embed, inputs: {vocab: vocab.vocab, vectors: word2vec.vectors}, with: {format: word2vec-binary}}",
+    );
+    p.write("pipeline.yaml", &text);
+    let r = p.run(&["run", "train"]).ok();
+    assert!(r.ran().contains(&"word2vec".to_string()), "{}", r.stdout);
+    let out = |s: &str| p.path().join("artifacts/out").join(s);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out("word2vec/summary")).unwrap()).unwrap();
+    assert_eq!((summary["rows"].as_u64(), summary["corpus"]["used"].as_u64()), (Some(270), Some(100)), "{summary}");
+    let coverage: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out("embed/coverage")).unwrap()).unwrap();
+    assert!(coverage["word_coverage"].as_f64().unwrap() > 0.9, "our vectors know our pieces: {coverage}");
+    // One thread: the same bytes when recomputed (the timings aside).
+    let r = p.run(&["verify", "--recompute", "word2vec"]).ok();
+    assert!(!r.stdout.contains("differ"), "{}", r.stdout);
+
+    // gensim reads the binary file: the same words, the same numbers.
+    let py = std::process::Command::new(python())
+        .arg("-c")
+        .arg("import sys, json; from gensim.models import KeyedVectors as K; k = K.load_word2vec_format(sys.argv[1], binary=True); w = k.index_to_key[0]; print(json.dumps([len(k.index_to_key), k.vector_size, w, [float(x) for x in k[w]]]))")
+        .arg(out("word2vec/vectors"))
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(seen[0].as_u64(), summary["words"].as_u64());
+    assert_eq!(seen[1], 16);
+    let bytes = std::fs::read(out("word2vec/vectors")).unwrap();
+    let header = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let word = seen[2].as_str().unwrap();
+    assert!(bytes[header..].starts_with(format!("{word} ").as_bytes()));
+    let at = header + word.len() + 1;
+    let first = f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(seen[3][0].as_f64().unwrap() as f32, first);
+
+    // Too little text for `min_count`: one line naming the stage and what to do.
+    let r = p.run(&["run", "word2vec", "--set", "word2vec.min_count=100000"]);
+    assert_eq!(r.code, 1);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("word2vec") && said.contains("lower `min_count`"), "{said}");
 }
