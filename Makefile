@@ -25,7 +25,7 @@ PY_TOOLS_REQS := tokenizers==0.23.3 gensim==4.4.0
 S3S_VERSION := 0.14.1
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
 
-.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc clean check-torch check-s3s check-fonts check-browser check-py-tools reproduce report
+.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc korean clean check-torch check-s3s check-fonts check-browser check-py-tools reproduce report
 
 ## all: set up, build, run the default pipeline, and write its report page (artifacts/reports/report/index.html)
 all: build
@@ -126,6 +126,13 @@ study: build
 ## study-nsmc: the same on NSMC (4 trainings of 30 epochs on 150k sentences; hours on 2 cores)
 study-nsmc: build
 	$(BIN) tune study.nsmc --jobs $(JOBS) --set 'nsmc_study=[on]'
+
+## korean: NSMC with tokenizers and word2vec vectors trained here: whitespace words, syllables and a
+## unigram model x the four variants (12 trainings on 150k reviews: many hours on 2 cores)
+KOREAN_SETS := --set 'korean_words=[on]' --set 'korean_subwords=[syllable, unigram]' --set 'korean_corpus=[unlabeled.txt.gz]'
+korean: build
+	$(BIN) run 'evaluate.kr*' --jobs $(JOBS) $(NUMERICS_SETS) $(KOREAN_SETS)
+	$(BIN) report --jobs $(JOBS) $(NUMERICS_SETS) $(KOREAN_SETS)
 
 ## data: fetch, tokenize, vocabularies and embedding matrices of every data set
 data: build

@@ -29,6 +29,7 @@ TITLES = {
     "search_quality": "Search quality: TPE against random search, ASHA against the grid (bench/search_quality.py)",
     "tuner_overhead": "Tuner overhead per trial against Optuna and Ray Tune (bench/tuner_overhead.py)",
     "report": "The report: t-SNE against scikit-learn, and report generation (bench/report_bench.py)",
+    "word2vec": "word2vec training speed against gensim (bench/word2vec.py)",
     "accuracy": "Accuracy side by side on the reference's splits, and fastText (bench/accuracy.py, `make accuracy`)",
     "mr_folds": "MR 10-fold CV on the reference's folds (bench/mr_folds.py, `make accuracy`)",
 }

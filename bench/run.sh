@@ -139,6 +139,14 @@ fi
   --shared "$ROOT/../shared" \
   --work "$WORK" \
   --out "$OUT/report"
+# word2vec training speed against gensim 4.4 on NSMC's reviews (the same tokens, params, one thread).
+make -s -C "$ROOT" check-py-tools
+"${XDG_CACHE_HOME:-$HOME/.cache}/kimcnn/py-tools/bin/python" "$ROOT/bench/word2vec.py" \
+  --kimcnn "$BIN" \
+  --python "${XDG_CACHE_HOME:-$HOME/.cache}/kimcnn/py-tools/bin/python" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/word2vec"
 # The page shows the study benchmark's running times with:
 #   kimcnn report --set 'report.study_benchmark=bench/out/study.json'
 

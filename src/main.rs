@@ -734,6 +734,9 @@ mod tests {
             ("report", json!({"title": "x"}), vec![], vec!["metrics.evaluate.a", "trials.study"]),
             ("tsne", json!({"words": 500}), vec![], vec!["model", "embeddings", "vocab", "tokens"]),
             ("neighbours", json!({"words": ["good"]}), vec![], vec!["model", "embeddings", "vocab"]),
+            ("subword", json!({"model": "bpe", "vocab_size": 8000}), vec![], vec!["tokens", "summary", "corpus"]),
+            ("segment", json!({}), vec![], vec!["tokens", "summary", "tokenizer"]),
+            ("word2vec", json!({"arch": "cbow", "min_count": 0, "alpha": 0.05}), vec![], vec!["tokens", "summary"]),
             (
                 "study",
                 json!({"base": {"dataset": "mr", "fold": 0}, "space": {"pad": {"choice": ["kim", "bucket"]}}, "stopper": {"asha": {}}}),

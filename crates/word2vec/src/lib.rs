@@ -291,10 +291,54 @@ pub fn train(corpus: &Corpus, s: &Settings, progress: &(dyn Fn(u64, u64) + Sync)
     (Vectors { words: corpus.words.clone(), dim: d, vectors: syn0 }, out)
 }
 
+/// [`negatives_any`], compiled for AVX2 where the CPU has it: 8 lanes at
+/// once instead of 4, the same sums in the same order (no FMA), so the same
+/// bytes as without it.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn negatives(
+    word: usize,
+    h: &[f32],
+    syn1: &mut [f32],
+    grad: &mut [f32],
+    table: &[u32],
+    exp: &[f32],
+    rng: &mut Lcg,
+    negative: usize,
+    alpha: f32,
+    d: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // Safety: the CPU has AVX2 (checked just above).
+        return unsafe { negatives_avx2(word, h, syn1, grad, table, exp, rng, negative, alpha, d) };
+    }
+    negatives_any(word, h, syn1, grad, table, exp, rng, negative, alpha, d)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn negatives_avx2(
+    word: usize,
+    h: &[f32],
+    syn1: &mut [f32],
+    grad: &mut [f32],
+    table: &[u32],
+    exp: &[f32],
+    rng: &mut Lcg,
+    negative: usize,
+    alpha: f32,
+    d: usize,
+) {
+    negatives_any(word, h, syn1, grad, table, exp, rng, negative, alpha, d)
+}
+
 /// One positive and `negative` sampled targets for the hidden vector `h`:
 /// updates their output vectors and adds the gradient for `h` into `grad`.
 #[allow(clippy::too_many_arguments)]
-fn negatives(
+#[inline(always)]
+fn negatives_any(
     word: usize,
     h: &[f32],
     syn1: &mut [f32],
@@ -310,7 +354,9 @@ fn negatives(
         let (target, label) = if k == 0 {
             (word, 1.0)
         } else {
-            let t = table[((rng.next() >> 16) % table.len() as u64) as usize] as usize;
+            // word2vec.c takes (r >> 16) % size; a multiply-shift maps the same 48
+            // random bits onto the table as evenly, without a division per draw.
+            let t = table[(((rng.next() >> 16) as u128 * table.len() as u128) >> 48) as usize] as usize;
             if t == word {
                 continue;
             }
@@ -318,7 +364,7 @@ fn negatives(
         };
         let l2 = target * d;
         let out = &mut syn1[l2..l2 + d];
-        let f: f32 = h.iter().zip(out.iter()).map(|(a, b)| a * b).sum();
+        let f = dot(h, out);
         let g = if f > MAX_EXP {
             (label - 1.0) * alpha
         } else if f < -MAX_EXP {
@@ -331,6 +377,24 @@ fn negatives(
             *o += g * x;
         }
     }
+}
+
+/// A dot product in 16 lanes (a plain `sum()` is one long chain the
+/// compiler may not reorder: no SIMD, and each add waits for the last; 16
+/// lanes are two independent AVX chains, four SSE ones). The order is fixed
+/// whatever the vector width, so the result is too.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let mut s: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let mut acc = [0f32; 16];
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    s += acc.iter().sum::<f32>();
+    s
 }
 
 impl Vectors {
