@@ -175,7 +175,7 @@ pub fn export(store: &Store, lock: &Lockfile, what: &str, dir: &Path) -> Result<
     let (model, vocab) = resolve(store, lock, what)?;
     let meta = model_meta(&model)?;
     std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
-    let files = ["model.safetensors", "vocab.parquet", "cleaning.json", "tokenizer.json", "config.json"];
+    let files = ["model.safetensors", "vocab.parquet", "cleaning.json", "tokenizer.json", "config.json", "metrics.json"];
     for f in files {
         if dir.join(f).exists() {
             return Err(Failure(format!("{}: already holds {f}; export into an empty directory", dir.display()), 2));
@@ -187,7 +187,7 @@ pub fn export(store: &Store, lock: &Lockfile, what: &str, dir: &Path) -> Result<
     copy(&vocab, "vocab.parquet")?;
     let write = |name: &str, v: &Value| {
         std::fs::write(dir.join(name), format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()))
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| fail(format!("{}: {e}", dir.join(name).display())))
     };
     let mut written = vec!["model.safetensors", "vocab.parquet", "cleaning.json"];
     let mut cleaning = meta.tokenizer.clone();
@@ -208,6 +208,7 @@ pub fn export(store: &Store, lock: &Lockfile, what: &str, dir: &Path) -> Result<
     if let Some(row) = models_in(store)?.into_iter().find(|r| r.rec.outputs["model"] == model_id) {
         if let Some(t) = row.test {
             write("metrics.json", &serde_json::to_value(&t).unwrap_or_default())?;
+            written.push("metrics.json");
         }
     }
     println!(

@@ -50,7 +50,7 @@ pub fn appendix(lock_blake3: &str, stages: &[StageTime]) -> (String, String) {
     h.push_str("</tbody></table>\n</details>\n</section>\n");
     let mut m = format!("## This run\n\n{lead}\n\n| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
     for s in stages {
-        writeln!(m, "| {} |", row(s).join(" | ")).ok();
+        writeln!(m, "| {} |", row(s).map(|c| c.replace('|', "\\|")).join(" | ")).ok();
     }
     (h, m)
 }

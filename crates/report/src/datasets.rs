@@ -74,7 +74,13 @@ fn variant_row(dataset: &str, v: Variant, runs: &[&Metrics]) -> Vec<String> {
         format!("{mean:.1} ± {sd:.1}"),
         format!("{lo:.1} – {hi:.1}"),
         pct(mean_std(&f1).0),
-        format!("{} ({}–{} of {})", epochs[epochs.len() / 2], epochs[0], epochs[epochs.len() - 1], runs[0].epochs),
+        format!(
+            "{} ({}–{} of {})",
+            epochs[epochs.len() / 2],
+            epochs[0],
+            epochs[epochs.len() - 1],
+            runs.iter().map(|m| m.epochs).max().unwrap_or(0)
+        ),
         pct(mean_std(&dev).0),
         kim_2014(dataset, v).map_or("–".into(), |k| format!("{k:.1}")),
     ]

@@ -143,8 +143,8 @@ pub struct ReportKind;
 
 impl Kind for ReportKind {
     const NAME: &'static str = "report";
-    /// 2: a section per data set and per study.
-    const VERSION: u32 = 2;
+    /// 2: a section per data set and per study. 3: section ids escaped.
+    const VERSION: u32 = 3;
     const OUTPUTS: &'static [&'static str] = &[
         "page",
         "markdown",
@@ -674,11 +674,11 @@ impl<'a> Report<'a> {
         writeln!(h, "<h1>{}</h1>", esc(&self.title)).ok();
         h.push_str("<nav>");
         for s in sections.iter().filter(|s| s.level == 2) {
-            write!(h, "<a href=\"#{}\">{}</a> ", s.id, esc(&s.heading)).ok();
+            write!(h, "<a href=\"#{}\">{}</a> ", esc(&s.id), esc(&s.heading)).ok();
         }
         h.push_str("</nav>\n");
         for s in sections {
-            writeln!(h, "<section id=\"{}\">\n<h{l}>{}</h{l}>", s.id, esc(&s.heading), l = s.level).ok();
+            writeln!(h, "<section id=\"{}\">\n<h{l}>{}</h{l}>", esc(&s.id), esc(&s.heading), l = s.level).ok();
             if !s.lead.is_empty() {
                 writeln!(h, "<p>{}</p>", inline_code(&esc(&s.lead))).ok();
             }

@@ -148,8 +148,9 @@ pub fn train(model: SubwordModel, vocab_size: usize, min_frequency: u64, texts: 
 /// differ in the last bits) and gives the characters it pruned their small
 /// penalties in it. So: WordPiece ids in text order (it matches by text);
 /// unigram scores rounded to 1e-8 (a 1e-15 wobble crosses a rounding edge
-/// about once in 10^7 pieces), the penalised characters in text order.
-/// Segmentation is unchanged but for ties among rare characters.
+/// about once in 10^7 pieces), and the penalties (single characters at the
+/// lowest score plus k x 1e-4) handed out in text order; no other piece's
+/// score moves. Segmentation changes only among those rare characters.
 fn canonical(tk: &Tokenizer) -> Result<Tokenizer> {
     let mut v: serde_json::Value = serde_json::from_str(&tk.to_string(false).map_err(tk_err)?).map_err(tk_err)?;
     let specials = v["added_tokens"].as_array().map_or(0, Vec::len);
@@ -167,17 +168,26 @@ fn canonical(tk: &Tokenizer) -> Result<Tokenizer> {
         Some("Unigram") => {
             let vocab = model["vocab"].as_array().ok_or_else(|| tk_err("a unigram model without a vocab"))?;
             let round = |x: f64| (x * 1e8).round() / 1e8;
-            let mut pieces: Vec<(String, f64)> =
-                vocab.iter().filter_map(|p| Some((p[0].as_str()?.to_string(), round(p[1].as_f64()?)))).collect();
-            let rest = &mut pieces[specials..];
-            rest.sort_by(|a, b| a.1.total_cmp(&b.1));
-            // The lowest block: characters the trainer kept at the lowest score plus
-            // 1e-4 per character, in its hash order; given the same scores in text order.
-            let low = rest.first().map_or(0.0, |p| p.1);
-            let block = rest.iter().enumerate().take_while(|(i, p)| p.1 <= low + 1e-4 * *i as f64 + 1e-9).count();
-            rest[..block].sort_by(|a, b| a.0.cmp(&b.0));
-            for (i, p) in rest[..block].iter_mut().enumerate() {
-                p.1 = round(low + 1e-4 * (block - 1 - i) as f64);
+            let mut pieces: Vec<(String, f64)> = vocab
+                .iter()
+                .map(|p| Some((p.get(0)?.as_str()?.to_string(), round(p.get(1)?.as_f64()?))))
+                .collect::<Option<_>>()
+                .ok_or_else(|| tk_err("a unigram piece that is not [text, score]"))?;
+            let rest = pieces.get_mut(specials..).ok_or_else(|| tk_err("fewer unigram pieces than special tokens"))?;
+            // The characters the trainer kept at the lowest score plus k x 1e-4
+            // (k = 0, 1, ...), in its hash order: single characters only, on that
+            // grid; given the same scores in text order. Every other piece keeps its score.
+            let low = rest.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+            let on_grid = |p: &(String, f64)| {
+                let k = (p.1 - low) / 1e-4;
+                p.0.chars().count() == 1 && (k - k.round()).abs() < 1e-3
+            };
+            let mut block: Vec<usize> = (0..rest.len()).filter(|&i| on_grid(&rest[i])).collect();
+            let mut scores: Vec<f64> = block.iter().map(|&i| rest[i].1).collect();
+            scores.sort_by(|a, b| b.total_cmp(a));
+            block.sort_by(|&a, &b| rest[a].0.cmp(&rest[b].0));
+            for (&i, sc) in block.iter().zip(scores) {
+                rest[i].1 = sc;
             }
             rest.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             model["vocab"] = serde_json::Value::Array(pieces.into_iter().map(|(p, s)| serde_json::json!([p, s])).collect());
@@ -229,7 +239,7 @@ impl Segmenter {
                 if found != s.blake3 {
                     return Err(SubwordError::Load(format!(
                         "the model's subword tokenizer is not the one it was trained with (BLAKE3 {} recorded, {} found)",
-                        &s.blake3[..s.blake3.len().min(12)],
+                        s.blake3.get(..12).unwrap_or(&s.blake3),
                         &found[..12]
                     )));
                 }

@@ -66,3 +66,33 @@ fn a_segmenter_cleans_then_cuts_and_refuses_a_changed_tokenizer() {
     let e = load("{\"version\": \"9.0\", \"model\": {\"type\": \"Neural\"}}", "input `tokenizer` (x.json)").unwrap_err().to_string();
     assert!(e.starts_with("input `tokenizer` (x.json): not a tokenizer.json that `tokenizers` 0.23 loads"), "{e}");
 }
+
+#[test]
+fn canonical_unigram_scores_move_only_the_penalised_characters() {
+    // A unigram model written in some hash order: real pieces (one tied at the
+    // lowest score), and characters at the lowest score plus k x 1e-4.
+    let low = -7.5;
+    let vocab = serde_json::json!([
+        ["<unk>", 0.0],
+        ["▁영화", -3.0],
+        ["재미", low],
+        ["가", low + 2e-4],
+        ["나", low],
+        ["다", low + 1e-4],
+        ["▁배우", -4.25]
+    ]);
+    let json = serde_json::json!({"version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [{"id": 0, "content": "<unk>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+        "normalizer": null, "pre_tokenizer": null, "post_processor": null, "decoder": null,
+        "model": {"type": "Unigram", "unk_id": 0, "vocab": vocab, "byte_fallback": false}});
+    let tk = load(&json.to_string(), "test").unwrap();
+    let out: serde_json::Value = serde_json::from_str(&canonical(&tk).unwrap().to_string(false).unwrap()).unwrap();
+    let got: Vec<(String, f64)> =
+        out["model"]["vocab"].as_array().unwrap().iter().map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap())).collect();
+    let want = [("<unk>", 0.0), ("▁영화", -3.0), ("▁배우", -4.25), ("가", low + 2e-4), ("나", low + 1e-4), ("다", low), ("재미", low)];
+    assert_eq!(got.len(), want.len());
+    for ((w, s), (ww, ws)) in got.iter().zip(want) {
+        assert_eq!(w, ww, "{got:?}");
+        assert!((s - ws).abs() < 1e-9, "{w}: {s} vs {ws}");
+    }
+}

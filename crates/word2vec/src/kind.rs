@@ -98,6 +98,9 @@ impl Kind for Word2VecKind {
         if !(0.0..1.0).contains(&p.sample) {
             return Err(format!("`sample` must be in [0, 1), found {}", p.sample));
         }
+        if let Some(a) = p.alpha.filter(|a| !(a.is_finite() && *a > 0.0)) {
+            return Err(format!("`alpha` must be a positive number, found {a}"));
+        }
         p.min_count = p.min_count.max(1);
         Ok(())
     }

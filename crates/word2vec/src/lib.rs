@@ -74,8 +74,10 @@ const MAX_SENTENCE: usize = 1000;
 
 impl Corpus {
     /// Counts the words of `sentences`, keeps those seen `min_count` times
-    /// (most frequent first; ties in text order, so the ids do not depend
-    /// on a hash's order) and maps the sentences to their ids.
+    /// (most frequent first; ties by their text, so the ids do not depend
+    /// on a hash's order) and maps the sentences to their ids, cut at
+    /// 1000 words (word2vec.c cuts after sub-sampling, and counts a `</s>`
+    /// per line as a word; neither is done here).
     pub fn new(sentences: &[Vec<String>], min_count: u64) -> Result<Corpus> {
         let mut counts: HashMap<&str, u64> = HashMap::new();
         let mut total = 0u64;
@@ -157,6 +159,10 @@ impl Lcg {
 
 /// The weights every thread updates without locks (Hogwild): races lose an
 /// update now and then, as word2vec.c's threads do, and cost nothing else.
+/// With one thread (the default) nothing is shared. With more, each thread
+/// views the whole buffers as its own `&mut` slices: a data race Rust's
+/// memory model calls undefined, though on x86-64 it compiles to the plain
+/// loads and stores word2vec.c races with (atomics would forgo SIMD).
 struct Shared {
     syn0: *mut f32,
     syn1: *mut f32,
@@ -184,7 +190,8 @@ pub fn train(corpus: &Corpus, s: &Settings, progress: &(dyn Fn(u64, u64) + Sync)
             acc += pow[w] / sum;
         }
     }
-    let exp: Vec<f32> = (0..EXP_TABLE)
+    // One more entry than steps, as word2vec.c: f just under MAX_EXP rounds to index EXP_TABLE.
+    let exp: Vec<f32> = (0..=EXP_TABLE)
         .map(|i| {
             let e = ((i as f32 / EXP_TABLE as f32 * 2.0 - 1.0) * MAX_EXP).exp();
             e / (e + 1.0)
@@ -219,7 +226,8 @@ pub fn train(corpus: &Corpus, s: &Settings, progress: &(dyn Fn(u64, u64) + Sync)
                         seen_local += raw.len() as u64;
                         sen.clear();
                         for &w in raw {
-                            if keep[w as usize] < 1.0 && keep[w as usize] < (rng.next() & 0xFFFF) as f64 / 65536.0 {
+                            // A draw for every word when sub-sampling, as word2vec.c.
+                            if s.sample > 0.0 && keep[w as usize] < (rng.next() & 0xFFFF) as f64 / 65536.0 {
                                 continue;
                             }
                             sen.push(w);
@@ -419,14 +427,15 @@ impl Vectors {
     /// its metadata (`words`, a JSON list).
     pub fn write_safetensors(&self, path: &Path) -> Result<()> {
         let bytes: Vec<u8> = self.vectors.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let failed =
+            |e: &dyn std::fmt::Display| Word2VecError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) };
         let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![self.words.len(), self.dim], &bytes)
-            .map_err(|e| Word2VecError::TooSmall(e.to_string()))?;
+            .map_err(|e| failed(&e))?;
         let meta = std::collections::HashMap::from([
             ("words".to_string(), serde_json::to_string(&self.words).unwrap_or_default()),
             ("format".to_string(), "kimcnn word2vec".to_string()),
         ]);
-        safetensors::serialize_to_file([("vectors", view)], Some(meta), path)
-            .map_err(|e| Word2VecError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })
+        safetensors::serialize_to_file([("vectors", view)], Some(meta), path).map_err(|e| failed(&e))
     }
 
     /// The `k` nearest words of `word` by cosine.

@@ -40,7 +40,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let ids: Vec<Vec<i64>> = lines
             .iter()
             .map(|l| {
-                let toks = segmenter.tokens(l).map_err(|e| e.to_string())?;
+                let toks = segmenter.tokens(l).map_err(|e| format!("{model}: `{l}`: {e}"))?;
                 let mut ids: Vec<i64> = toks.iter().map(|t| index.get(t.as_str()).map(|&i| i as i64).unwrap_or(1)).collect();
                 let mut note = None;
                 if toks.is_empty() {
