@@ -81,7 +81,7 @@ fn undefined_param_reference() {
 #[test]
 fn unknown_kind_and_kind_params() {
     let e = refused("stages:\n  a: {uses: trian, outputs: [out]}\n");
-    assert_eq!(e, "error: pipeline.yaml: stage `a`: unknown stage kind `trian` (known: aggregate, embed, evaluate, exec, neighbours, report, source, study, tokenize, train, tsne, vocab)");
+    assert_eq!(e, "error: pipeline.yaml: stage `a`: unknown stage kind `trian` (known: aggregate, embed, evaluate, exec, neighbours, report, segment, source, study, subword, tokenize, train, tsne, vocab, word2vec)");
     let e = refused("stages:\n  a: {uses: source, with: {url: 'ftp://x/y'}}\n");
     assert!(e.contains("stage `a`: param `url` must be an http(s) URL"), "{e}");
     let e = refused("stages:\n  a: {uses: exec, with: {cmd: x}}\n");

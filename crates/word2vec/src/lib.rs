@@ -431,10 +431,8 @@ impl Vectors {
             |e: &dyn std::fmt::Display| Word2VecError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) };
         let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![self.words.len(), self.dim], &bytes)
             .map_err(|e| failed(&e))?;
-        let meta = std::collections::HashMap::from([
-            ("words".to_string(), serde_json::to_string(&self.words).unwrap_or_default()),
-            ("format".to_string(), "kimcnn word2vec".to_string()),
-        ]);
+        // One key: safetensors writes a metadata map in its hash order.
+        let meta = std::collections::HashMap::from([("words".to_string(), serde_json::to_string(&self.words).unwrap_or_default())]);
         safetensors::serialize_to_file([("vectors", view)], Some(meta), path).map_err(|e| failed(&e))
     }
 
