@@ -4,6 +4,7 @@
 //! libtorch (that would cost ~0.3 s at every start): torch work runs in the
 //! `kimcnn-torch` worker beside it.
 
+mod init;
 mod models;
 mod report;
 mod share;
@@ -85,6 +86,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a pipeline.yaml for your own data (TSV/CSV, or a file per class) and vectors.
+    #[command(
+        long_about = "Write a working pipeline.yaml for your own labelled data: a TSV or CSV file with a \
+        header (a text and a label column), or one plain-text file per class. It reads the data once to check the \
+        columns and labels and to choose the text cleaner (Kim's clean_str for English; a Unicode cleaner when \
+        most letters are not ASCII, as in Korean), and writes source -> tokenize [-> trained tokenizer] -> vocab -> \
+        word vectors (yours, or word2vec trained on your text) -> train -> evaluate -> report stages.",
+        after_help = "Examples:\n  \
+        kimcnn init --data reviews.tsv                          word2vec vectors trained on the text\n  \
+        kimcnn init mr --data pos.txt --data neg.txt --vectors glove.6B.300d.txt\n  \
+        kimcnn init ko --data train.tsv --test test.tsv --units unigram --corpus unlabeled.txt.gz\n\n\
+        Then: kimcnn run; kimcnn predict --model train.<data>.non-static \"a sentence\"."
+    )]
+    Init(init::InitArgs),
     /// Run the pipeline, or the named stages and what they need.
     Run {
         /// Stage names, groups (`train`, `train.mr`) or globs (`train.*.static`).
@@ -387,6 +402,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
         Command::Hash { files } => return hash(files),
         Command::Doctor => return doctor(),
+        Command::Init(args) => return init::init(args),
         _ => {}
     }
     let project = Project::open(&cli)?;
@@ -496,7 +512,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Gc { dry_run, workspace, .. } => gc(&project, dry_run, workspace),
         Command::Push { stages, remote } => share::push(&project, remote.as_deref(), &stages),
         Command::Pull { stages, remote } => share::pull(&project, remote.as_deref(), &stages),
-        Command::Hash { .. } | Command::Doctor => unreachable!("handled above"),
+        Command::Hash { .. } | Command::Doctor | Command::Init(_) => unreachable!("handled above"),
     }
 }
 
