@@ -20,6 +20,7 @@ pub use kind::{Word2VecKind, Word2VecParams};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 kimcnn_schema::named_enum! {
     /// What predicts what.
@@ -205,185 +206,205 @@ pub fn train(corpus: &Corpus, s: &Settings, progress: &(dyn Fn(u64, u64) + Sync)
         .iter()
         .map(|&c| if s.sample > 0.0 { ((c as f64 / threshold).sqrt() + 1.0) * threshold / c as f64 } else { 1.0 })
         .collect();
-    let shared = Shared { syn0: syn0.as_mut_ptr(), syn1: syn1.as_mut_ptr() };
-    let all = s.epochs as u64 * total_tokens;
-    let processed = std::sync::atomic::AtomicU64::new(0);
-    let trained = std::sync::atomic::AtomicU64::new(0);
-    let threads = s.threads.max(1);
-    let sentences = corpus.ends.len();
+    let job = Job {
+        corpus,
+        s,
+        shared: Shared { syn0: syn0.as_mut_ptr(), syn1: syn1.as_mut_ptr() },
+        table: &table,
+        exp: &exp,
+        keep: &keep,
+        all: s.epochs as u64 * total_tokens,
+        processed: AtomicU64::new(0),
+        trained: AtomicU64::new(0),
+        threads: s.threads.max(1),
+        progress,
+    };
     std::thread::scope(|scope| {
-        for t in 0..threads {
-            let (shared, table, exp, keep, processed, trained) = (&shared, &table, &exp, &keep, &processed, &trained);
-            scope.spawn(move || {
-                let mut rng = Lcg(s.seed.wrapping_add(t as u64 + 1));
-                let (mut neu1, mut neu1e) = (vec![0f32; d], vec![0f32; d]);
-                let mut sen: Vec<u32> = Vec::with_capacity(MAX_SENTENCE);
-                let (mut seen_local, mut kept_local) = (0u64, 0u64);
-                let (lo, hi) = (sentences * t / threads, sentences * (t + 1) / threads);
-                for _epoch in 0..s.epochs {
-                    for i in lo..hi {
-                        let raw = corpus.sentence(i);
-                        seen_local += raw.len() as u64;
-                        sen.clear();
-                        for &w in raw {
-                            // A draw for every word when sub-sampling, as word2vec.c.
-                            if s.sample > 0.0 && keep[w as usize] < (rng.next() & 0xFFFF) as f64 / 65536.0 {
+        for t in 0..job.threads {
+            let job = &job;
+            scope.spawn(move || job.run(t));
+        }
+    });
+    progress(job.all, job.all);
+    let out = Trained { words_trained: job.trained.into_inner(), words_processed: job.processed.into_inner() };
+    (Vectors { words: corpus.words.clone(), dim: d, vectors: syn0 }, out)
+}
+
+/// A thread's random draws: its generator, and the negatives of the pair at hand.
+struct Draws {
+    rng: Lcg,
+    drawn: Vec<usize>,
+}
+
+/// What every training thread reads (and, through `shared`, writes).
+struct Job<'a> {
+    corpus: &'a Corpus,
+    s: &'a Settings,
+    shared: Shared,
+    /// Negatives drawn from it: word ids, each as often as its count^0.75.
+    table: &'a [u32],
+    /// The sigmoid at EXP_TABLE + 1 points of [-MAX_EXP, MAX_EXP].
+    exp: &'a [f32],
+    /// Each word's chance to be kept by sub-sampling.
+    keep: &'a [f64],
+    /// Words to process over all epochs.
+    all: u64,
+    processed: AtomicU64,
+    trained: AtomicU64,
+    threads: usize,
+    progress: &'a (dyn Fn(u64, u64) + Sync),
+}
+
+impl Job<'_> {
+    /// Thread `t`'s share of the sentences, every epoch: compiled for AVX2
+    /// where the CPU has it (checked once, here), so the dot products and
+    /// updates inlined into it take 8 lanes at once instead of 4. The sums
+    /// are the same in the same order (no FMA): the same bytes either way.
+    fn run(&self, t: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // Safety: the CPU has AVX2 (checked just above).
+            return unsafe { self.run_avx2(t) };
+        }
+        self.run_any(t)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(&self, t: usize) {
+        self.run_any(t)
+    }
+
+    #[inline(always)]
+    fn run_any(&self, t: usize) {
+        let (s, corpus, d) = (self.s, self.corpus, self.s.dim);
+        let v = corpus.words.len();
+        let mut draws = Draws { rng: Lcg(s.seed.wrapping_add(t as u64 + 1)), drawn: Vec::with_capacity(s.negative) };
+        let (mut neu1, mut neu1e) = (vec![0f32; d], vec![0f32; d]);
+        let mut sen: Vec<u32> = Vec::with_capacity(MAX_SENTENCE);
+        let (mut seen_local, mut kept_local) = (0u64, 0u64);
+        let sentences = corpus.ends.len();
+        let (lo, hi) = (sentences * t / self.threads, sentences * (t + 1) / self.threads);
+        for _epoch in 0..s.epochs {
+            for i in lo..hi {
+                let raw = corpus.sentence(i);
+                seen_local += raw.len() as u64;
+                sen.clear();
+                for &w in raw {
+                    // A draw for every word when sub-sampling, as word2vec.c.
+                    if s.sample > 0.0 && self.keep[w as usize] < (draws.rng.next() & 0xFFFF) as f64 / 65536.0 {
+                        continue;
+                    }
+                    sen.push(w);
+                }
+                kept_local += sen.len() as u64;
+                // The learning rate, from the words all threads have processed.
+                if seen_local > 10_000 {
+                    let done = self.processed.fetch_add(seen_local, Relaxed) + seen_local;
+                    self.trained.fetch_add(kept_local, Relaxed);
+                    (seen_local, kept_local) = (0, 0);
+                    (self.progress)(done, self.all);
+                }
+                let done = self.processed.load(Relaxed) + seen_local;
+                let alpha = (s.alpha * (1.0 - done as f32 / (self.all as f32 + 1.0))).max(s.alpha * 1e-4);
+                // Safety: the buffers outlive the threads; races between threads are Hogwild's.
+                let (syn0, syn1) = unsafe {
+                    (std::slice::from_raw_parts_mut(self.shared.syn0, v * d), std::slice::from_raw_parts_mut(self.shared.syn1, v * d))
+                };
+                for pos in 0..sen.len() {
+                    let word = sen[pos] as usize;
+                    let b = (draws.rng.next() % s.window as u64) as usize;
+                    let span = s.window - b;
+                    let (start, end) = (pos.saturating_sub(span), (pos + span + 1).min(sen.len()));
+                    match s.arch {
+                        Arch::SkipGram => {
+                            for c in (start..end).filter(|&c| c != pos) {
+                                let l1 = sen[c] as usize * d;
+                                neu1e.fill(0.0);
+                                self.negatives(word, &syn0[l1..l1 + d], syn1, &mut neu1e, alpha, &mut draws);
+                                add(&mut syn0[l1..l1 + d], &neu1e);
+                            }
+                        }
+                        Arch::Cbow => {
+                            neu1.fill(0.0);
+                            let mut cw = 0;
+                            for c in (start..end).filter(|&c| c != pos) {
+                                let l = sen[c] as usize * d;
+                                add(&mut neu1, &syn0[l..l + d]);
+                                cw += 1;
+                            }
+                            if cw == 0 {
                                 continue;
                             }
-                            sen.push(w);
-                        }
-                        kept_local += sen.len() as u64;
-                        // The learning rate, from the words all threads have processed.
-                        if seen_local > 10_000 {
-                            let done = processed.fetch_add(seen_local, std::sync::atomic::Ordering::Relaxed) + seen_local;
-                            trained.fetch_add(kept_local, std::sync::atomic::Ordering::Relaxed);
-                            (seen_local, kept_local) = (0, 0);
-                            progress(done, all);
-                        }
-                        let done = processed.load(std::sync::atomic::Ordering::Relaxed) + seen_local;
-                        let alpha = (s.alpha * (1.0 - done as f32 / (all as f32 + 1.0))).max(s.alpha * 1e-4);
-                        // Safety: the buffers outlive the scope; races between threads are Hogwild's.
-                        let (syn0, syn1) = unsafe {
-                            (std::slice::from_raw_parts_mut(shared.syn0, v * d), std::slice::from_raw_parts_mut(shared.syn1, v * d))
-                        };
-                        for pos in 0..sen.len() {
-                            let word = sen[pos] as usize;
-                            let b = (rng.next() % s.window as u64) as usize;
-                            let span = s.window - b;
-                            let (start, end) = (pos.saturating_sub(span), (pos + span + 1).min(sen.len()));
-                            match s.arch {
-                                Arch::SkipGram => {
-                                    for c in (start..end).filter(|&c| c != pos) {
-                                        let l1 = sen[c] as usize * d;
-                                        neu1e.iter_mut().for_each(|x| *x = 0.0);
-                                        negatives(word, &syn0[l1..l1 + d], syn1, &mut neu1e, table, exp, &mut rng, s.negative, alpha, d);
-                                        for (a, b) in syn0[l1..l1 + d].iter_mut().zip(&neu1e) {
-                                            *a += b;
-                                        }
-                                    }
-                                }
-                                Arch::Cbow => {
-                                    neu1.iter_mut().for_each(|x| *x = 0.0);
-                                    let mut cw = 0;
-                                    for c in (start..end).filter(|&c| c != pos) {
-                                        let l = sen[c] as usize * d;
-                                        for (a, b) in neu1.iter_mut().zip(&syn0[l..l + d]) {
-                                            *a += b;
-                                        }
-                                        cw += 1;
-                                    }
-                                    if cw == 0 {
-                                        continue;
-                                    }
-                                    neu1.iter_mut().for_each(|x| *x /= cw as f32);
-                                    neu1e.iter_mut().for_each(|x| *x = 0.0);
-                                    negatives(word, &neu1, syn1, &mut neu1e, table, exp, &mut rng, s.negative, alpha, d);
-                                    for c in (start..end).filter(|&c| c != pos) {
-                                        let l = sen[c] as usize * d;
-                                        for (a, b) in syn0[l..l + d].iter_mut().zip(&neu1e) {
-                                            *a += b;
-                                        }
-                                    }
-                                }
+                            neu1.iter_mut().for_each(|x| *x /= cw as f32);
+                            neu1e.fill(0.0);
+                            self.negatives(word, &neu1, syn1, &mut neu1e, alpha, &mut draws);
+                            for c in (start..end).filter(|&c| c != pos) {
+                                let l = sen[c] as usize * d;
+                                add(&mut syn0[l..l + d], &neu1e);
                             }
                         }
                     }
                 }
-                processed.fetch_add(seen_local, std::sync::atomic::Ordering::Relaxed);
-                trained.fetch_add(kept_local, std::sync::atomic::Ordering::Relaxed);
-            });
+            }
         }
-    });
-    progress(all, all);
-    let out = Trained { words_trained: trained.into_inner(), words_processed: processed.into_inner() };
-    (Vectors { words: corpus.words.clone(), dim: d, vectors: syn0 }, out)
-}
-
-/// [`negatives_any`], compiled for AVX2 where the CPU has it: 8 lanes at
-/// once instead of 4, the same sums in the same order (no FMA), so the same
-/// bytes as without it.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn negatives(
-    word: usize,
-    h: &[f32],
-    syn1: &mut [f32],
-    grad: &mut [f32],
-    table: &[u32],
-    exp: &[f32],
-    rng: &mut Lcg,
-    negative: usize,
-    alpha: f32,
-    d: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // Safety: the CPU has AVX2 (checked just above).
-        return unsafe { negatives_avx2(word, h, syn1, grad, table, exp, rng, negative, alpha, d) };
+        self.processed.fetch_add(seen_local, Relaxed);
+        self.trained.fetch_add(kept_local, Relaxed);
     }
-    negatives_any(word, h, syn1, grad, table, exp, rng, negative, alpha, d)
-}
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn negatives_avx2(
-    word: usize,
-    h: &[f32],
-    syn1: &mut [f32],
-    grad: &mut [f32],
-    table: &[u32],
-    exp: &[f32],
-    rng: &mut Lcg,
-    negative: usize,
-    alpha: f32,
-    d: usize,
-) {
-    negatives_any(word, h, syn1, grad, table, exp, rng, negative, alpha, d)
-}
-
-/// One positive and `negative` sampled targets for the hidden vector `h`:
-/// updates their output vectors and adds the gradient for `h` into `grad`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn negatives_any(
-    word: usize,
-    h: &[f32],
-    syn1: &mut [f32],
-    grad: &mut [f32],
-    table: &[u32],
-    exp: &[f32],
-    rng: &mut Lcg,
-    negative: usize,
-    alpha: f32,
-    d: usize,
-) {
-    for k in 0..=negative {
-        let (target, label) = if k == 0 {
-            (word, 1.0)
-        } else {
+    /// One positive and `negative` sampled targets for the hidden vector `h`:
+    /// updates their output vectors and adds the gradient for `h` into `grad`.
+    /// The negatives are drawn first (the same draws in the same order) and
+    /// their rows prefetched: they are random rows of a matrix larger than
+    /// the caches, and waiting for them is most of skip-gram's time.
+    #[inline(always)]
+    fn negatives(&self, word: usize, h: &[f32], syn1: &mut [f32], grad: &mut [f32], alpha: f32, draws: &mut Draws) {
+        let (d, table, exp) = (self.s.dim, self.table, self.exp);
+        let Draws { rng, drawn } = draws;
+        drawn.clear();
+        for _ in 0..self.s.negative {
             // word2vec.c takes (r >> 16) % size; a multiply-shift maps the same 48
             // random bits onto the table as evenly, without a division per draw.
             let t = table[(((rng.next() >> 16) as u128 * table.len() as u128) >> 48) as usize] as usize;
-            if t == word {
-                continue;
+            if t != word {
+                prefetch(&syn1[t * d..(t + 1) * d]);
+                drawn.push(t);
             }
-            (t, 0.0)
-        };
-        let l2 = target * d;
-        let out = &mut syn1[l2..l2 + d];
-        let f = dot(h, out);
-        let g = if f > MAX_EXP {
-            (label - 1.0) * alpha
-        } else if f < -MAX_EXP {
-            label * alpha
-        } else {
-            (label - exp[((f + MAX_EXP) * (EXP_TABLE as f32 / MAX_EXP / 2.0)) as usize]) * alpha
-        };
-        for ((e, o), x) in grad.iter_mut().zip(out.iter_mut()).zip(h) {
-            *e += g * *o;
-            *o += g * x;
         }
+        for (target, label) in std::iter::once((word, 1.0)).chain(drawn.iter().map(|&t| (t, 0.0))) {
+            let l2 = target * d;
+            let out = &mut syn1[l2..l2 + d];
+            let f = dot(h, out);
+            let g = if f > MAX_EXP {
+                (label - 1.0) * alpha
+            } else if f < -MAX_EXP {
+                label * alpha
+            } else {
+                (label - exp[((f + MAX_EXP) * (EXP_TABLE as f32 / MAX_EXP / 2.0)) as usize]) * alpha
+            };
+            for ((e, o), x) in grad.iter_mut().zip(out.iter_mut()).zip(h) {
+                *e += g * *o;
+                *o += g * x;
+            }
+        }
+    }
+}
+
+/// Asks the CPU to start loading `row` into the caches.
+#[inline(always)]
+fn prefetch(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        // Safety: a prefetch only hints; the address is inside `row`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+    }
+}
+
+/// `a += b`, element-wise.
+#[inline(always)]
+fn add(a: &mut [f32], b: &[f32]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
     }
 }
 
