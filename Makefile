@@ -130,9 +130,14 @@ study-nsmc: build
 ## korean: NSMC with tokenizers and word2vec vectors trained here: whitespace words, syllables and a
 ## unigram model x the four variants (12 trainings on 150k reviews: many hours on 2 cores)
 KOREAN_SETS := --set 'korean_words=[on]' --set 'korean_subwords=[syllable, unigram]' --set 'korean_corpus=[unlabeled.txt.gz]'
+## then bench/korean.py: the accuracy table (units x variant), fastText bigrams on the same tokens, the
+## tokenizer's and word2vec's training seconds -> bench/out/korean.md
 korean: build
 	$(BIN) run 'evaluate.kr*' --jobs $(JOBS) $(NUMERICS_SETS) $(KOREAN_SETS)
 	$(BIN) report --jobs $(JOBS) $(NUMERICS_SETS) $(KOREAN_SETS)
+	@$(VENV)/bin/python -c "import pandas, pyarrow, fasttext" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check pandas pyarrow fasttext
+	@mkdir -p bench/out
+	$(VENV)/bin/python bench/korean.py --project . --kimcnn $(BIN) --out bench/out/korean
 
 ## data: fetch, tokenize, vocabularies and embedding matrices of every data set
 data: build

@@ -32,6 +32,7 @@ TITLES = {
     "word2vec": "word2vec training speed against gensim (bench/word2vec.py)",
     "accuracy": "Accuracy side by side on the reference's splits, and fastText (bench/accuracy.py, `make accuracy`)",
     "mr_folds": "MR 10-fold CV on the reference's folds (bench/mr_folds.py, `make accuracy`)",
+    "korean": "NSMC with tokenizers and word vectors trained here, and fastText on the same tokens (bench/korean.py, `make korean`)",
 }
 GENERATED = "BENCHMARKS.generated.md"
 
