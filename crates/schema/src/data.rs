@@ -97,6 +97,13 @@ pub struct CorpusCounts {
     pub invalid_utf8: u64,
 }
 
+impl CorpusCounts {
+    /// What a stage says when lines were skipped for their encoding.
+    pub fn skipped_note(&self) -> Option<String> {
+        (self.invalid_utf8 > 0).then(|| format!("the corpus: {} of {} lines are not UTF-8 and were skipped", self.invalid_utf8, self.lines))
+    }
+}
+
 /// The `tokenize` stage's `summary`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenizeSummary {

@@ -67,21 +67,19 @@ impl Kind for SubwordKind {
         if summary.tokenizer.subword.is_some() {
             return Err(bad("summary", &"its tokens are subword pieces already; wire the tokenize stage's summary, not a segment stage's"));
         }
-        // The training rows only: never a test row, nor the test fold.
-        let rows: Vec<usize> =
-            (0..table.len()).filter(|&i| table.split[i] == "train" && p.exclude_fold.is_none_or(|f| table.fold[i] != f)).collect();
+        let rows = table.training_rows(p.exclude_fold);
         let mut texts: Vec<String> = rows.iter().map(|&i| table.tokens[i].join(" ")).filter(|t| !t.is_empty()).collect();
         let labelled = texts.len();
         let mut corpus = CorpusCounts::default();
         if let Some(path) = job.inputs.get("corpus") {
             (job.progress)(Progress::Note(format!("reading the corpus {}", path.display())));
-            corpus = kimcnn_tokenize::read_corpus(path, &summary.tokenizer, p.corpus_lines, |w| texts.push(w.join(" ")))
-                .map_err(|e| bad("corpus", &e))?;
-            if corpus.invalid_utf8 > 0 {
-                (job.progress)(Progress::Note(format!(
-                    "the corpus: {} of {} lines are not UTF-8 and were skipped",
-                    corpus.invalid_utf8, corpus.lines
-                )));
+            corpus = kimcnn_tokenize::read_corpus(path, &summary.tokenizer, p.corpus_lines, |w| {
+                texts.push(w.join(" "));
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(|e| bad("corpus", &e))?;
+            if let Some(note) = corpus.skipped_note() {
+                (job.progress)(Progress::Note(note));
             }
         }
         if texts.is_empty() {

@@ -37,6 +37,12 @@ fn schema() -> Arc<Schema> {
 }
 
 impl TokensTable {
+    /// The rows a stage may learn from: `train` rows (never dev or test),
+    /// outside `exclude_fold` (a CV test fold) when given.
+    pub fn training_rows(&self, exclude_fold: Option<i32>) -> Vec<usize> {
+        (0..self.len()).filter(|&i| self.split[i] == "train" && exclude_fold.is_none_or(|f| self.fold[i] != f)).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.id.len()
     }

@@ -1,5 +1,7 @@
 //! The `word2vec` stage kind.
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 
 use kimcnn_schema::{read_json, CorpusCounts, TokenizeSummary};
@@ -123,26 +125,28 @@ impl Kind for Word2VecKind {
         let table = TokensTable::read(&job.inputs["tokens"]).map_err(|e| bad("tokens", &e))?;
         let summary: TokenizeSummary = read_json(&job.inputs["summary"]).map_err(|e| bad("summary", &e))?;
         let segmenter = kimcnn_subword::Segmenter::new(&summary.tokenizer).map_err(|e| bad("summary", &e))?;
-        let rows: Vec<usize> =
-            (0..table.len()).filter(|&i| table.split[i] == "train" && p.exclude_fold.is_none_or(|f| table.fold[i] != f)).collect();
+        let rows = table.training_rows(p.exclude_fold);
         let mut sentences: Vec<Vec<String>> = rows.iter().map(|&i| table.tokens[i].clone()).collect();
         let mut corpus = CorpusCounts::default();
         if let Some(path) = job.inputs.get("corpus") {
             (job.progress)(Progress::Note(format!("reading the corpus {}", path.display())));
             let mut failed = None;
             corpus = kimcnn_tokenize::read_corpus(path, &summary.tokenizer, p.corpus_lines, |words| match segmenter.pieces(words) {
-                Ok(ps) => sentences.push(ps),
-                Err(e) => failed = Some(e),
+                Ok(ps) => {
+                    sentences.push(ps);
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
             })
             .map_err(|e| bad("corpus", &e))?;
             if let Some(e) = failed {
                 return Err(bad("corpus", &e));
             }
-            if corpus.invalid_utf8 > 0 {
-                (job.progress)(Progress::Note(format!(
-                    "the corpus: {} of {} lines are not UTF-8 and were skipped",
-                    corpus.invalid_utf8, corpus.lines
-                )));
+            if let Some(note) = corpus.skipped_note() {
+                (job.progress)(Progress::Note(note));
             }
         }
         let c = Corpus::new(&sentences, p.min_count).map_err(|e| match e {
