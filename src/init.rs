@@ -176,6 +176,12 @@ pub fn init(a: &InitArgs) -> Result<ExitCode, Failure> {
             f.display()
         );
     }
+    if cleaner == CleanerArg::Unicode && a.units == Units::Words {
+        println!(
+            "  tip: for Korean and other languages whose words take many endings, a trained tokenizer helps: \
+             on NSMC, --units unigram scored 87.7% against 83.5% for words (README.md, \"Korean\")"
+        );
+    }
     for f in outside {
         println!("  note: {f} is outside {} and is named by its absolute path: copy it in to share the project", dir.display());
     }
