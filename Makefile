@@ -22,10 +22,14 @@ NUMERICS_SETS := --set train.numerics=$(NUMERICS) --set evaluate.numerics=$(NUME
 PY_TOOLS := $(CACHE_DIR)/py-tools
 PY_TOOLS_REQS := tokenizers==0.23.3 gensim==4.4.0
 
+# A Ray head for the Ray client's tests (crates/ray): Ray with its dashboard, from PyPI.
+RAY_VERSION := 2.60.0
+RAY_VENV := $(CACHE_DIR)/ray-$(RAY_VERSION)
+
 S3S_VERSION := 0.14.1
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
 
-.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc korean clean check-torch check-s3s check-fonts check-browser check-py-tools reproduce report
+.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc korean clean check-torch check-s3s check-fonts check-browser check-py-tools check-ray reproduce report
 
 ## all: set up, build, run the default pipeline, and write its report page (artifacts/reports/report/index.html)
 all: build
@@ -94,9 +98,14 @@ check-s3s: $(S3_SERVER)
 	@v=$$($(S3_SERVER) --version); [ "$$v" = "s3s-fs $(S3S_VERSION)" ] || { rm -f $(S3_SERVER); $(MAKE) --no-print-directory $(S3_SERVER); }
 
 ## test: the whole suite (unit tests of every crate, end-to-end tests of the binary, remotes against a real S3 server)
-test: setup check-s3s check-fonts check-browser check-py-tools
+test: setup check-s3s check-fonts check-browser check-py-tools check-ray
 	cargo build --locked --workspace --bins
-	KIMCNN_S3S_FS=$(S3_SERVER) KIMCNN_PY_TOOLS=$(PY_TOOLS)/bin/python cargo test --locked --workspace
+	KIMCNN_S3S_FS=$(S3_SERVER) KIMCNN_PY_TOOLS=$(PY_TOOLS)/bin/python KIMCNN_RAY=$(RAY_VENV)/bin/ray cargo test --locked --workspace
+
+check-ray:
+	@[ -x $(RAY_VENV)/bin/python ] || $(PYTHON) -m venv $(RAY_VENV)
+	@$(RAY_VENV)/bin/python -c "import ray, aiohttp; assert ray.__version__ == '$(RAY_VERSION)'" 2>/dev/null || \
+	  $(RAY_VENV)/bin/pip install --quiet --disable-pip-version-check "ray[default]==$(RAY_VERSION)"
 
 check-py-tools:
 	@[ -x $(PY_TOOLS)/bin/python ] || $(PYTHON) -m venv $(PY_TOOLS)
