@@ -4,6 +4,7 @@
 //! libtorch (that would cost ~0.3 s at every start): torch work runs in the
 //! `kimcnn-torch` worker beside it.
 
+mod cluster;
 mod init;
 mod models;
 mod report;
@@ -284,6 +285,9 @@ enum Command {
     },
     /// Check the libtorch toolchain: load torch, report CUDA, train a tiny conv net.
     Doctor,
+    /// On a Ray node: run one stage for a coordinator (`--executor ray` submits this).
+    #[command(hide = true)]
+    RayJob { job: String },
 }
 
 /// How `run` and `tune` run (the same flags for both).
@@ -305,6 +309,10 @@ struct RunFlags {
     /// Print only failures and the closing count: no progress bars, no line per stage.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+    /// Where stages compute: here, or as jobs on the Ray cluster of pipeline.yaml's (or
+    /// .kimcnn/config's) `ray:` section, their inputs and outputs carried by its remote.
+    #[arg(long, value_enum, default_value = "local")]
+    executor: ExecutorKind,
     /// Device for training and evaluation: auto, cpu, cuda or cuda:N (sets every stage's `device`
     /// param; not part of any key: CPU and GPU runs of a stage are the same stage).
     #[arg(long)]
@@ -320,6 +328,12 @@ enum ModelsAction {
         /// The directory to write (created; must not hold an export already).
         dir: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExecutorKind {
+    Local,
+    Ray,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -403,6 +417,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Hash { files } => return hash(files),
         Command::Doctor => return doctor(),
         Command::Init(args) => return init::init(args),
+        Command::RayJob { job } => return cluster::node(job),
         _ => {}
     }
     let project = Project::open(&cli)?;
@@ -512,7 +527,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Gc { dry_run, workspace, .. } => gc(&project, dry_run, workspace),
         Command::Push { stages, remote } => share::push(&project, remote.as_deref(), &stages),
         Command::Pull { stages, remote } => share::pull(&project, remote.as_deref(), &stages),
-        Command::Hash { .. } | Command::Doctor | Command::Init(_) => unreachable!("handled above"),
+        Command::Hash { .. } | Command::Doctor | Command::Init(_) | Command::RayJob { .. } => unreachable!("handled above"),
     }
 }
 
@@ -526,7 +541,11 @@ fn run(
     how: &RunFlags,
     pull: Option<kimcnn_remote::Remote>,
 ) -> Result<ExitCode, Failure> {
-    let RunFlags { dry_run, jobs, verbose, quiet, .. } = *how;
+    let RunFlags { dry_run, jobs, verbose, quiet, executor, .. } = *how;
+    let executor = match executor {
+        ExecutorKind::Ray if !dry_run => Some(cluster::executor(project)?),
+        _ => None,
+    };
     let t0 = Instant::now();
     let pulling = pull.is_some();
     let opts = RunOptions {
@@ -537,7 +556,7 @@ fn run(
         jobs: jobs.unwrap_or_else(cores),
         lock_path: project.lock_path(),
         pull: pull.map(|r| std::sync::Arc::new(share::RemoteFetch(r)) as std::sync::Arc<dyn kimcnn_pipeline::Fetch>),
-        executor: None,
+        executor,
     };
     let display = ui::RunDisplay::new(verbose, quiet);
     let result = kimcnn_pipeline::run(plan, &project.registry, &project.env, &opts, &|e| display.event(e));

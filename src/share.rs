@@ -17,34 +17,44 @@ impl From<RemoteError> for Failure {
     }
 }
 
+/// A YAML file (None: it does not exist).
+pub fn read_yaml(p: &Path) -> Result<Option<serde_yaml::Value>, Failure> {
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display()), 2))?;
+    serde_yaml::from_str(&text).map(Some).map_err(|e| Failure(format!("{}: {e}", p.display()), 2))
+}
+
 /// The remotes of pipeline.yaml, overridden by `.kimcnn/config` (git-ignored).
 fn configs(project: &Project) -> Result<RemoteConfigs, Failure> {
     let mut c = RemoteConfigs::default();
-    let read = |p: &Path| -> Result<serde_yaml::Value, Failure> {
-        let text = std::fs::read_to_string(p).map_err(|e| Failure(format!("{}: {e}", p.display()), 2))?;
-        serde_yaml::from_str(&text).map_err(|e| Failure(format!("{}: {e}", p.display()), 2))
-    };
-    let pipeline = read(&project.file)?;
+    let pipeline = read_yaml(&project.file)?.unwrap_or_default();
     c.merge_yaml(&project.file.display().to_string(), pipeline.get("remotes"), None)?;
     let user = project.env.project_dir.join(".kimcnn/config");
-    if user.is_file() {
-        let v = read(&user)?;
+    if let Some(v) = read_yaml(&user)? {
         let Some(m) = v.as_mapping() else {
-            return Err(Failure(format!("{}: expected a mapping with `remotes` (and `default_remote`)", user.display()), 2));
+            return Err(Failure(format!("{}: expected a mapping with `remotes` (and `default_remote`, `ray`)", user.display()), 2));
         };
-        if let Some(k) = m.keys().filter_map(|k| k.as_str()).find(|k| !matches!(*k, "remotes" | "default_remote")) {
-            return Err(Failure(format!("{}: unknown key `{k}` (expected `remotes`, `default_remote`)", user.display()), 2));
+        if let Some(k) = m.keys().filter_map(|k| k.as_str()).find(|k| !matches!(*k, "remotes" | "default_remote" | "ray")) {
+            return Err(Failure(format!("{}: unknown key `{k}` (expected `remotes`, `default_remote`, `ray`)", user.display()), 2));
         }
         c.merge_yaml(&user.display().to_string(), v.get("remotes"), v.get("default_remote"))?;
     }
     Ok(c)
 }
 
-/// Opens the remote named (or the default one).
-pub fn open(project: &Project, name: Option<&str>) -> Result<Remote, Failure> {
+/// The remote named (or the default one): its name and declaration.
+pub fn pick(project: &Project, name: Option<&str>) -> Result<(String, kimcnn_remote::RemoteConfig), Failure> {
     let c = configs(project)?;
     let (name, cfg) = c.pick(name)?;
-    Ok(Remote::open(name, cfg, &project.env.project_dir)?)
+    Ok((name.to_string(), cfg.clone()))
+}
+
+/// Opens the remote named (or the default one).
+pub fn open(project: &Project, name: Option<&str>) -> Result<Remote, Failure> {
+    let (name, cfg) = pick(project, name)?;
+    Ok(Remote::open(&name, &cfg, &project.env.project_dir)?)
 }
 
 /// The lock's stages the targets select (all when none), each target selecting at least one.

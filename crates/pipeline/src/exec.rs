@@ -35,6 +35,10 @@ pub struct JobSpec {
     /// A local path: an executor on another machine keeps its own.
     #[serde(skip)]
     pub state: PathBuf,
+    /// `run --force`: computed afresh, never taken from an earlier run of
+    /// its key that an executor may still know of (a finished cluster job).
+    #[serde(default)]
+    pub forced: bool,
 }
 
 /// What an executor returns: every output, committed to the local store.

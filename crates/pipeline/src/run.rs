@@ -436,6 +436,7 @@ pub(crate) fn work(
         inputs: inputs.clone(),
         outputs: s.outputs.clone(),
         state,
+        forced,
     };
     let executed = match executor.execute(&job, progress, stop) {
         Ok(x) => x,

@@ -29,6 +29,9 @@ pub struct RawPipeline {
     /// not by the runner.
     #[serde(default)]
     pub remotes: Option<serde_yaml::Value>,
+    /// The Ray cluster of `--executor ray`; read by the binary.
+    #[serde(default)]
+    pub ray: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

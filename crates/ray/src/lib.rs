@@ -13,6 +13,10 @@
 //! (kimcnn: from the stage's cache key) attaches to the job it submitted
 //! before a crash instead of running it twice.
 
+mod executor;
+
+pub use executor::{run_on_node, Binaries, NodeJob, NodeResult, RayConfig, RayExecutor, RESULT};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;

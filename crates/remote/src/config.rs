@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{RemoteError, Result};
 
-/// One remote, as declared.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One remote, as declared (serialised for a job on another machine: it holds no credentials).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteConfig {
     /// `s3://bucket[/prefix]`, or a directory: `/path`, `file:///path` or a

@@ -344,6 +344,48 @@ impl Remote {
         })
     }
 
+    /// Uploads the objects `ids` that the remote lacks (one HEAD each), without
+    /// any record: the inputs of a job another machine runs. Returns how many
+    /// were sent.
+    pub fn push_objects(&self, store: &Store, ids: &[ObjectId], progress: &dyn Progress) -> Result<usize> {
+        self.rt.block_on(async {
+            self.check().await?;
+            let there = self.existing(ids.iter().map(|id| self.object_loc(id)).collect()).await?;
+            let missing: Vec<&ObjectId> = ids.iter().filter(|id| !there.contains(&self.object_loc(id))).collect();
+            progress.start("push", missing.len(), 0);
+            let results: Vec<(&ObjectId, Result<u64>)> = futures::stream::iter(missing)
+                .map(|id| async move { (id, self.upload(store, id, progress).await) })
+                .buffer_unordered(self.jobs)
+                .collect()
+                .await;
+            progress.finish();
+            let (sent, _, _, first_err) = tally(results);
+            first_err.map_or(Ok(sent), Err)
+        })
+    }
+
+    /// Downloads the objects `ids` that the store lacks, each verified before
+    /// it is kept: the inputs of a job run here for another machine. Returns
+    /// how many were fetched.
+    pub fn pull_objects(&self, store: &Store, ids: &[ObjectId], progress: &dyn Progress) -> Result<usize> {
+        self.rt.block_on(async {
+            let needed: Vec<&ObjectId> = ids.iter().filter(|id| !store.has_object(id)).collect();
+            if needed.is_empty() {
+                return Ok(0);
+            }
+            self.check().await?;
+            progress.start("pull", needed.len(), 0);
+            let results: Vec<(&ObjectId, Result<u64>)> = futures::stream::iter(needed)
+                .map(|id| async move { (id, self.download(store, id, progress).await) })
+                .buffer_unordered(self.jobs)
+                .collect()
+                .await;
+            progress.finish();
+            let (fetched, _, _, first_err) = tally(results);
+            first_err.map_or(Ok(fetched), Err)
+        })
+    }
+
     /// Checks the published records of `keys`: each record that is on the
     /// remote must name only objects that are there too. Returns the keys
     /// with a record, and (key, object) for every object missing (one HEAD
