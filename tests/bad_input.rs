@@ -279,7 +279,7 @@ fn a_bad_remote_config_is_refused_naming_it() {
             "found character that cannot start any token at line 2 column 1, while scanning for the next token".to_string(),
         ),
         // Unknown keys: at the top, and in a remote.
-        (format!("remote:\n  nfs: {{url: '{url}'}}\n"), "unknown key `remote` (expected `remotes`, `default_remote`)".to_string()),
+        (format!("remote:\n  nfs: {{url: '{url}'}}\n"), "unknown key `remote` (expected `remotes`, `default_remote`, `ray`)".to_string()),
         (
             format!("remotes:\n  nfs: {{url: '{url}', bucket: x}}\n"),
             "remote `nfs`: unknown field `bucket`, expected one of `url`, `endpoint`, `region`, `jobs`".to_string(),
