@@ -161,6 +161,8 @@ pub struct RayExecutor {
 /// The cluster's jobs by submission id.
 type Listing = Arc<BTreeMap<String, JobInfo>>;
 
+/// The largest request body Ray's dashboard takes (a package upload).
+const MAX_PACKAGE: usize = 100 << 20;
 /// How often the coordinator lists the cluster's jobs (one request for all the jobs it waits on).
 const TICK: Duration = Duration::from_millis(1000);
 /// How long the dashboard may be unreachable while jobs run before the stages fail.
@@ -216,6 +218,12 @@ impl RayExecutor {
                 zip.write_all(&bytes).map_err(|e| failed(e.to_string()))?;
             }
             let bytes = zip.finish().map_err(|e| failed(e.to_string()))?.into_inner();
+            if bytes.len() > MAX_PACKAGE {
+                return Err(failed(format!(
+                    "the binaries zip to {} MB, over the 100 MB a Ray dashboard accepts: use release builds (`make build`)",
+                    bytes.len() >> 20
+                )));
+            }
             self.client.upload_package(&name, &bytes).map_err(|e| failed(e.to_string()))?;
         }
         *p = Some(name.clone());
