@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use kimcnn_pipeline::{Env, Executor, LocalExecutor};
-use kimcnn_ray::{Binaries, NodeJob, NodeResult, RayClient, RayConfig, RayExecutor, RESULT};
+use kimcnn_ray::{Binaries, NodeJob, NodePrinter, NodeResult, RayClient, RayConfig, RayExecutor, RaySetup, RESULT};
 use kimcnn_store::Store;
 
 use crate::{share, Failure, Project};
@@ -27,8 +27,9 @@ fn config(project: &Project) -> Result<RayConfig, Failure> {
     ))
 }
 
-/// The Ray executor for `project`: the dashboard and its token checked, the remote opened.
-pub fn executor(project: &Project) -> Result<Arc<dyn Executor>, Failure> {
+/// The Ray executor for `project`: the dashboard and its token checked, the
+/// remote opened. `tail`: show every line the nodes print (`-v`).
+pub fn executor(project: &Project, tail: bool) -> Result<Arc<dyn Executor>, Failure> {
     let cfg = config(project)?;
     let token = kimcnn_ray::token_from_env().map_err(|e| Failure(e.to_string(), 2))?;
     let client = RayClient::new(&cfg.address, token);
@@ -41,15 +42,16 @@ pub fn executor(project: &Project) -> Result<Arc<dyn Executor>, Failure> {
     let exe = std::env::current_exe().map_err(|e| Failure(format!("cannot find kimcnn's own binary: {e}"), 1))?;
     let worker = kimcnn_cnn::worker_path().map_err(|e| Failure(e.to_string(), 1))?;
     let here = LocalExecutor { registry: project.registry.clone(), env: project.env.clone() };
-    let x = RayExecutor::new(
-        (vec!["source".into()], Box::new(here)),
+    let x = RayExecutor::new(RaySetup {
+        here: (vec!["source".into(), "study".into()], here),
         client,
         remote,
         remote_config,
-        project.env.store.clone(),
-        Binaries { files: vec![exe, worker] },
-        &cfg,
-    )
+        store: project.env.store.clone(),
+        binaries: Binaries { files: vec![exe, worker] },
+        config: cfg,
+        tail,
+    })
     .map_err(|e| Failure(e.to_string(), 1))?;
     Ok(Arc::new(x))
 }
@@ -67,9 +69,10 @@ pub fn node(word: &str) -> Result<ExitCode, Failure> {
     let cwd = std::env::current_dir().map_err(|e| Failure(e.to_string(), 1))?;
     let local = LocalExecutor { registry: crate::registry(), env: Env { project_dir: cwd.clone(), store: store.clone() } };
     println!("kimcnn ray-job: stage {} (key {}) on {}", nj.job.stage, nj.job.key.short(), hostname());
+    let printer = NodePrinter::default();
     let progress = |p: kimcnn_stage::Progress| {
-        if let kimcnn_stage::Progress::Note(n) = p {
-            println!("{n}");
+        if let Some(line) = printer.line(&p) {
+            println!("{line}");
         }
     };
     let result = kimcnn_ray::run_on_node(nj, &store, &local, &cwd, &progress);

@@ -543,7 +543,7 @@ fn run(
 ) -> Result<ExitCode, Failure> {
     let RunFlags { dry_run, jobs, verbose, quiet, executor, .. } = *how;
     let executor = match executor {
-        ExecutorKind::Ray if !dry_run => Some(cluster::executor(project)?),
+        ExecutorKind::Ray if !dry_run => Some(cluster::executor(project, verbose)?),
         _ => None,
     };
     let t0 = Instant::now();

@@ -67,14 +67,7 @@ fn project(model: &str) -> Project {
 
 /// Python with `tokenizers` 0.23 and gensim 4.4 (`make test` installs them).
 fn python() -> PathBuf {
-    let exe = std::env::var_os("KIMCNN_PY_TOOLS").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        cache.join("kimcnn/py-tools/bin/python")
-    });
-    assert!(exe.is_file(), "{} missing: `make test` installs it (or set KIMCNN_PY_TOOLS)", exe.display());
-    exe
+    common::cached_tool("KIMCNN_PY_TOOLS", "py-tools/bin/python")
 }
 
 #[test]

@@ -4,8 +4,12 @@
 //! and outputs. A small real pipeline (an MR slice, tokenize to evaluate)
 //! runs on the cluster and gives the bytes a local run gives; a coordinator
 //! killed mid-run is started again and attaches to its job; a stage asking
-//! for a GPU no node has fails with the resources named; a wrong token and a
-//! dashboard that is not there are one line each, and run nothing.
+//! for a GPU no node has fails with the resources named; a wrong token, a
+//! dashboard that is not there, no remote or a missing bucket are one line
+//! each, and mark nothing done. A study waits here while its trials run as
+//! jobs and selects what it selects locally; a node's epochs show as a local
+//! run's; a job whose processes are SIGKILLed (its node lost) is run again;
+//! nodes with kimcnn installed run theirs.
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -17,14 +21,7 @@ use std::time::{Duration, Instant};
 use common::{mirror, Project, S3Server, S3_KEY, S3_SECRET};
 
 fn ray() -> PathBuf {
-    let exe = std::env::var_os("KIMCNN_RAY").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        cache.join("kimcnn/ray-2.60.0/bin/ray")
-    });
-    assert!(exe.is_file(), "{} missing: `make test` installs it (or set KIMCNN_RAY)", exe.display());
-    exe
+    common::cached_tool("KIMCNN_RAY", "ray-2.60.0/bin/ray")
 }
 
 fn free_port() -> u16 {
@@ -79,6 +76,12 @@ impl Cluster {
         let child = Command::new(ray())
             .args(["start", "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats", "--node-ip-address=127.0.0.1"])
             .args(args)
+            // Two nodes on one host: each agent on ports of its own (on the default ones the
+            // second node's agent cannot listen, and the head cannot read its jobs' logs).
+            .args(
+                ["--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
+                    .map(|flag| format!("{flag}={}", free_port())),
+            )
             .arg(format!("--temp-dir={}", self.dir.path().join("ray").display()))
             .env("RAY_AUTH_MODE", "token")
             .env("RAY_AUTH_TOKEN", &self.token)
@@ -98,19 +101,44 @@ impl Cluster {
 
     /// The submission ids and statuses of the cluster's jobs.
     fn jobs(&self) -> Vec<(String, String)> {
+        self.listing()
+            .iter()
+            .map(|j| (j["submission_id"].as_str().unwrap().to_string(), j["status"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    /// The cluster's jobs as Ray lists them.
+    fn listing(&self) -> Vec<serde_json::Value> {
         let out = Command::new("curl")
             .args(["-sf", "-H", &format!("Authorization: Bearer {}", self.token)])
             .arg(format!("http://{}/api/jobs/", self.dashboard))
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|j| (j["submission_id"].as_str().unwrap().to_string(), j["status"].as_str().unwrap().to_string()))
-            .collect()
+        v.as_array().unwrap().clone()
+    }
+
+    /// SIGKILLs every kimcnn process of this cluster's jobs (their working
+    /// directories are inside its temp dir), as a lost node would end them.
+    /// Returns how many it killed.
+    fn kill_jobs(&self) -> usize {
+        let mut killed = 0;
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let (Ok(cwd), Ok(cmdline)) = (std::fs::read_link(e.path().join("cwd")), std::fs::read(e.path().join("cmdline"))) else {
+                continue;
+            };
+            if cwd.starts_with(self.dir.path()) && String::from_utf8_lossy(&cmdline).contains("kimcnn") {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).output();
+                killed += 1;
+            }
+        }
+        killed
     }
 }
+
+/// One cluster at a time: each takes a few hundred MB and two CPUs' worth of Ray processes.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Drop for Cluster {
     fn drop(&mut self) {
@@ -148,7 +176,11 @@ ray: {{address: 'http://{dashboard}', pending_timeout: 10}}
 }
 
 fn project(s3: &S3Server, dashboard: &str) -> Project {
-    let p = Project::new(&pipeline(s3, dashboard));
+    project_with(&pipeline(s3, dashboard))
+}
+
+fn project_with(pipeline: &str) -> Project {
+    let p = Project::new(pipeline);
     let kim = mirror().join("datasets/kim");
     for (name, file) in [("pos.txt", "rt-polarity.pos"), ("neg.txt", "rt-polarity.neg")] {
         let bytes = std::fs::read(kim.join(file)).unwrap();
@@ -179,6 +211,7 @@ fn outputs(p: &Path) -> Vec<String> {
 
 #[test]
 fn a_pipeline_on_a_ray_cluster_gives_the_local_bytes_and_survives_its_coordinator() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let s3 = S3Server::start(&["team"]);
     let cluster = Cluster::start();
     let token = cluster.token.clone();
@@ -244,4 +277,84 @@ fn a_pipeline_on_a_ray_cluster_gives_the_local_bytes_and_survives_its_coordinato
         assert!(r.ran().is_empty());
         assert_eq!(p.read("pipeline.lock"), before);
     }
+
+    // No remote to carry the inputs; a remote whose bucket is not there: one line each, nothing marked done.
+    let text = pipeline(&s3, &cluster.dashboard);
+    let no_remote = text.lines().filter(|l| !l.starts_with("remotes:") && !l.starts_with("  team:")).collect::<Vec<_>>().join("\n");
+    for (yaml, code, needle) in [(no_remote, 2, "remote"), (text.replace("s3://team/", "s3://gone/"), 1, "gone")] {
+        p.write("pipeline.yaml", &yaml);
+        let r = p.run_cmd(cmd(&p, &token, &["run", "--executor", "ray", "--force", "vocab"]));
+        assert_eq!(r.code, code, "{needle}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.starts_with("error: ") && r.stderr.contains(needle) && r.stderr.lines().count() == 1, "{}", r.stderr);
+        assert_eq!(p.read("pipeline.lock"), before);
+    }
+}
+
+/// A study whose trials search dropout, each trial 2 epochs.
+const STUDY: &str = "  study:
+    uses: study
+    inputs: {tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}
+    with: {base: {dataset: mr, variant: non-static, fold: 0, epochs: 2, seed: 1}, space: {dropout: {choice: [0.3, 0.5]}}, search: grid, parallel: 2}
+";
+
+/// `pipeline`'s text with `extra` stages added.
+fn with_stages(pipeline: &str, extra: &str) -> String {
+    pipeline.replacen("remotes:", &format!("{extra}remotes:"), 1)
+}
+
+#[test]
+fn a_study_spreads_its_trials_over_the_cluster_nodes_report_epochs_and_a_lost_job_is_run_again() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let s3 = S3Server::start(&["team"]);
+    let cluster = Cluster::start();
+    let token = cluster.token.clone();
+    let text = with_stages(&pipeline(&s3, &cluster.dashboard), STUDY);
+
+    let local = project_with(&text);
+    local.run(&["run", "study"]).ok();
+
+    // The study waits here; each trial is a Ray job. It selects what it selects locally.
+    let p = project_with(&text);
+    let r = p.run_cmd(cmd(&p, &token, &["run", "--executor", "ray", "study"])).ok();
+    for trial in ["trial 0", "trial 1"] {
+        assert!(r.stdout.contains(&format!("study: {trial}: submitted Ray job kimcnn-")), "{trial}: {}", r.stdout);
+    }
+    assert!(!r.stdout.contains("study: submitted"), "the study itself runs here: {}", r.stdout);
+    assert_eq!(p.read("artifacts/out/study/best"), local.read("artifacts/out/study/best"));
+    let jobs = cluster.jobs();
+    assert_eq!(jobs.len(), 3 + 2, "tokenize, vocab, embed and two trials: {jobs:?}");
+
+    // -v: the node's epochs show as a local run's do, and its other lines as notes.
+    let r = p.run_cmd(cmd(&p, &token, &["run", "--executor", "ray", "-v", "--force", "train"])).ok();
+    for e in 1..=3 {
+        assert!(r.stdout.contains(&format!("epoch      train  {e}/3  loss ")), "epoch {e}: {}", r.stdout);
+    }
+    assert!(r.stdout.contains("train: node: kimcnn ray-job: stage train"), "{}", r.stdout);
+
+    // The job's processes SIGKILLed after its first epoch (its node lost): it is submitted again and finishes.
+    let mut c = cmd(&p, &token, &["run", "--executor", "ray", "-v", "--force", "train", "--set", "train.epochs=60"]);
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut seen = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.starts_with("epoch      train  1/60") && !seen.iter().any(|l: &String| l.contains("submitting it again")) {
+            assert!(cluster.kill_jobs() > 0, "the job's processes were found");
+        }
+        seen.push(line);
+    }
+    let status = child.wait().unwrap();
+    let out = seen.join("\n");
+    assert!(status.success(), "{out}");
+    assert!(out.contains("without a result; submitting it again"), "{out}");
+    assert!(out.contains("epoch      train  60/60"), "{out}");
+
+    // Nodes with kimcnn installed: jobs run it, and nothing is shipped.
+    let installed = common::bin();
+    let yaml = text.replace("pending_timeout: 10}", &format!("pending_timeout: 10, kimcnn: '{}'}}", installed.display()));
+    p.write("pipeline.yaml", &yaml);
+    p.run_cmd(cmd(&p, &token, &["run", "--executor", "ray", "--force", "vocab"])).ok();
+    let vocab_jobs: Vec<_> = cluster.listing().into_iter().filter(|j| j["metadata"]["kimcnn_stage"] == "vocab").collect();
+    let last = vocab_jobs.iter().max_by_key(|j| j["start_time"].as_u64()).unwrap();
+    assert!(last["entrypoint"].as_str().unwrap().starts_with(&format!("'{}' ray-job ", installed.display())), "{last}");
+    assert!(last["runtime_env"].as_object().is_none_or(|e| !e.contains_key("working_dir")), "{last}");
 }

@@ -2,6 +2,9 @@
 //! a way to run the real `kimcnn` binary in it.
 #![allow(dead_code)]
 
+mod tool;
+pub use tool::cached_tool;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -173,13 +176,7 @@ pub const S3_SECRET: &str = "kimcnn-test-secret-0123456789";
 
 impl S3Server {
     pub fn start(buckets: &[&str]) -> S3Server {
-        let exe = std::env::var_os("KIMCNN_S3S_FS").map(PathBuf::from).unwrap_or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-            cache.join("kimcnn/s3s-tools/bin/s3s-fs")
-        });
-        assert!(exe.is_file(), "{} missing: `make test` installs it (or set KIMCNN_S3S_FS)", exe.display());
+        let exe = cached_tool("KIMCNN_S3S_FS", "s3s-tools/bin/s3s-fs");
         let root = tempfile::tempdir().expect("tempdir");
         for b in buckets {
             std::fs::create_dir(root.path().join(b)).expect("bucket dir");

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use kimcnn_stage::{Env, Job, Progress, Registry, Resources, RunInfo, StageError};
-use kimcnn_store::ObjectId;
+use kimcnn_store::{ObjectId, RunRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -50,6 +50,26 @@ pub struct Executed {
     pub seconds: f64,
 }
 
+impl Executed {
+    /// The run record of `job` having computed this, finished now.
+    pub fn record(&self, job: &JobSpec) -> RunRecord {
+        RunRecord {
+            key: job.key.clone(),
+            kind: job.kind.clone(),
+            kind_version: job.kind_version,
+            stage: job.stage.clone(),
+            params: job.params.clone(),
+            inputs: job.inputs.clone(),
+            outputs: self.outputs.clone(),
+            finished: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            seconds: self.seconds,
+            device: self.info.device.clone(),
+            ran_with: self.info.ran_with.clone(),
+            peak_rss_bytes: self.info.peak_rss_bytes,
+        }
+    }
+}
+
 /// Runs jobs. The runner has already taken the key's lock, checked the
 /// cache and verified the inputs; it writes the run record afterwards.
 pub trait Executor: Send + Sync + std::fmt::Debug {
@@ -70,6 +90,21 @@ pub struct LocalExecutor {
 
 impl Executor for LocalExecutor {
     fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync), stop: &AtomicBool) -> Result<Executed, StageError> {
+        self.execute_with_trials(job, progress, stop, self)
+    }
+}
+
+impl LocalExecutor {
+    /// Runs `job` here; the stages it runs (a study's trials) go through
+    /// `trials` (another executor: a cluster's, so a study waiting here
+    /// spreads its trials over the nodes).
+    pub fn execute_with_trials(
+        &self,
+        job: &JobSpec,
+        progress: &(dyn Fn(Progress) + Sync),
+        stop: &AtomicBool,
+        trials: &dyn Executor,
+    ) -> Result<Executed, StageError> {
         let store = &self.env.store;
         let kind = self.registry.get(&job.kind).ok_or_else(|| StageError::Failed(format!("unknown stage kind `{}`", job.kind)))?;
         if kind.version() != job.kind_version {
@@ -92,7 +127,7 @@ impl Executor for LocalExecutor {
         let trials = crate::trials::RunnerTrials {
             registry: &self.registry,
             env: &self.env,
-            executor: self,
+            executor: trials,
             stage: &job.stage,
             inputs: &job.inputs,
             device: job.device.as_deref(),

@@ -512,20 +512,7 @@ fn commit(
             None => return Err(StageError::Failed(format!("did not write its output `{o}`"))),
         }
     }
-    let rec = RunRecord {
-        key: job.key.clone(),
-        kind: s.kind.clone(),
-        kind_version: s.version,
-        stage: s.name.clone(),
-        params: s.params.clone(),
-        inputs: job.inputs.clone(),
-        outputs: x.outputs.clone(),
-        finished: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        seconds: x.seconds,
-        device: x.info.device,
-        ran_with: x.info.ran_with,
-        peak_rss_bytes: x.info.peak_rss_bytes,
-    };
+    let rec = x.record(job);
     store.write_run(&rec)?;
     Ok(x.outputs)
 }

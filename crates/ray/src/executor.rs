@@ -11,6 +11,9 @@
 //! (verified), runs the stage with the node's own local executor, pushes the
 //! outputs and the run record (the record after its objects), and prints one
 //! result line. The coordinator then pulls the record and its outputs.
+//! Sources run here (a local file is on this machine only), and so do
+//! studies: a study only waits, and its trials, run through this executor,
+//! are jobs.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -20,13 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use kimcnn_pipeline::{Executed, Executor, JobSpec};
+use kimcnn_pipeline::{Executed, Executor, JobSpec, LocalExecutor};
 use kimcnn_remote::{Quiet, Remote, RemoteConfig};
 use kimcnn_stage::{Progress, RunInfo, StageError};
-use kimcnn_store::{RunRecord, Store};
+use kimcnn_store::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::{JobInfo, JobStatus, RayClient, RayError, SubmitRequest, Submitted};
+use crate::{JobInfo, JobStatus, RayClient, RayError, Relay, SubmitRequest, Submitted};
 
 /// The `ray:` section of pipeline.yaml or `.kimcnn/config`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,6 +46,11 @@ pub struct RayConfig {
     /// Resubmissions of a job whose node was lost (no result from it).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// The `kimcnn` every node has installed (`kimcnn-torch` beside it), to
+    /// run instead of shipping this machine's binaries to the cluster. It
+    /// must be this version of kimcnn.
+    #[serde(default)]
+    pub kimcnn: Option<String>,
 }
 
 fn default_pending() -> u64 {
@@ -105,26 +113,18 @@ pub fn run_on_node(nj: NodeJob, store: &Store, local: &dyn Executor, base: &Path
         Ok(x) => x,
         Err(e) => return failed(e),
     };
-    let rec = RunRecord {
-        key: job.key.clone(),
-        kind: job.kind.clone(),
-        kind_version: job.kind_version,
-        stage: job.stage.clone(),
-        params: job.params.clone(),
-        inputs: job.inputs.clone(),
-        outputs: x.outputs.clone(),
-        finished: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        seconds: x.seconds,
-        device: x.info.device.clone(),
-        ran_with: x.info.ran_with.clone(),
-        peak_rss_bytes: x.info.peak_rss_bytes,
-    };
+    let rec = x.record(&job);
     if let Err(e) =
         store.write_run(&rec).map_err(|e| e.to_string()).and_then(|()| remote.push(store, &[rec], &Quiet).map_err(|e| e.to_string()))
     {
         return failed(StageError::Failed(format!("on the node, sending the outputs: {e}")));
     }
     NodeResult::Done { seconds: x.seconds }
+}
+
+/// `s` quoted for a POSIX shell.
+fn shell_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn message(e: &StageError) -> String {
@@ -141,19 +141,29 @@ pub struct Binaries {
     pub files: Vec<PathBuf>,
 }
 
-/// Runs each stage as a Ray job; the kinds in `here` (sources: a local
-/// file is on this machine only) run here.
+/// What a [`RayExecutor`] is made of.
+#[derive(Debug)]
+pub struct RaySetup {
+    /// The kinds that run here, not as jobs, and the executor that runs
+    /// them: a source (a local file is on this machine only), a study (it
+    /// only waits: its trials are jobs).
+    pub here: (Vec<String>, LocalExecutor),
+    pub client: RayClient,
+    /// The remote that carries inputs and outputs, and its configuration as the nodes open it.
+    pub remote: Arc<Remote>,
+    pub remote_config: RemoteConfig,
+    pub store: Store,
+    pub binaries: Binaries,
+    pub config: RayConfig,
+    /// Relay every line the nodes print (`-v`), not only their progress.
+    pub tail: bool,
+}
+
+/// Runs each stage as a Ray job, but the kinds in `here`.
 #[derive(Debug)]
 pub struct RayExecutor {
-    here: (Vec<String>, Box<dyn Executor>),
-    client: RayClient,
-    remote: Arc<Remote>,
-    remote_config: RemoteConfig,
-    store: Store,
-    binaries: Binaries,
+    setup: RaySetup,
     package: Mutex<Option<String>>,
-    pending_timeout: Duration,
-    retries: u32,
     /// The last listing of the cluster's jobs, and when it was made.
     jobs: Mutex<Option<(Instant, Listing)>>,
 }
@@ -165,34 +175,16 @@ type Listing = Arc<BTreeMap<String, JobInfo>>;
 const MAX_PACKAGE: usize = 100 << 20;
 /// How often the coordinator lists the cluster's jobs (one request for all the jobs it waits on).
 const TICK: Duration = Duration::from_millis(1000);
+/// How often a running job's logs are read for its progress (a request per running job).
+const LOG_TICK: Duration = Duration::from_secs(3);
 /// How long the dashboard may be unreachable while jobs run before the stages fail.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 impl RayExecutor {
     /// Checks the dashboard and the token (one request) before anything is submitted.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        here: (Vec<String>, Box<dyn Executor>),
-        client: RayClient,
-        remote: Arc<Remote>,
-        remote_config: RemoteConfig,
-        store: Store,
-        binaries: Binaries,
-        config: &RayConfig,
-    ) -> Result<RayExecutor, RayError> {
-        client.versions()?;
-        Ok(RayExecutor {
-            here,
-            client,
-            remote,
-            remote_config,
-            store,
-            binaries,
-            package: Mutex::new(None),
-            pending_timeout: Duration::from_secs(config.pending_timeout),
-            retries: config.retries,
-            jobs: Mutex::new(None),
-        })
+    pub fn new(setup: RaySetup) -> Result<RayExecutor, RayError> {
+        setup.client.versions()?;
+        Ok(RayExecutor { setup, package: Mutex::new(None), jobs: Mutex::new(None) })
     }
 
     /// The package holding the binaries, uploaded unless the cluster has it: named by their BLAKE3.
@@ -203,15 +195,15 @@ impl RayExecutor {
         }
         let failed = |m: String| StageError::Failed(format!("shipping kimcnn to the cluster: {m}"));
         let mut h = blake3::Hasher::new();
-        for f in &self.binaries.files {
+        for f in &self.setup.binaries.files {
             h.update(&std::fs::read(f).map_err(|e| failed(format!("{}: {e}", f.display())))?);
         }
         let name = format!("_ray_pkg_kimcnn_{}.zip", &h.finalize().to_hex()[..32]);
-        if !self.client.has_package(&name).map_err(|e| failed(e.to_string()))? {
+        if !self.setup.client.has_package(&name).map_err(|e| failed(e.to_string()))? {
             let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
             let opts =
                 zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o755);
-            for f in &self.binaries.files {
+            for f in &self.setup.binaries.files {
                 let bytes = std::fs::read(f).map_err(|e| failed(format!("{}: {e}", f.display())))?;
                 let file_name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 zip.start_file(file_name, opts).map_err(|e| failed(e.to_string()))?;
@@ -224,7 +216,7 @@ impl RayExecutor {
                     bytes.len() >> 20
                 )));
             }
-            self.client.upload_package(&name, &bytes).map_err(|e| failed(e.to_string()))?;
+            self.setup.client.upload_package(&name, &bytes).map_err(|e| failed(e.to_string()))?;
         }
         *p = Some(name.clone());
         Ok(name)
@@ -236,7 +228,7 @@ impl RayExecutor {
         let mut jobs = self.jobs.lock().expect("jobs lock");
         let fresh = jobs.as_ref().is_some_and(|(at, _)| *at > since && at.elapsed() < TICK);
         if !fresh {
-            let list = self.client.jobs()?;
+            let list = self.setup.client.jobs()?;
             let by_id = list.into_iter().filter_map(|j| j.submission_id.clone().map(|id| (id, j))).collect();
             *jobs = Some((Instant::now(), Arc::new(by_id)));
         }
@@ -246,38 +238,54 @@ impl RayExecutor {
     /// The job `id` for `job`: submitted now, or (the same key's job, from a
     /// coordinator killed meanwhile) attached to.
     fn submit(&self, job: &JobSpec, id: &str) -> Result<Submitted, StageError> {
-        let package = self.package()?;
-        let nj = NodeJob { job: job.clone(), remote: self.remote_config.clone() };
+        let nj = NodeJob { job: job.clone(), remote: self.setup.remote_config.clone() };
+        let (entrypoint, runtime_env) = match &self.setup.config.kimcnn {
+            Some(installed) => (format!("{} ray-job {}", shell_word(installed), nj.encode()), None),
+            None => (
+                format!("chmod +x kimcnn kimcnn-torch && ./kimcnn ray-job {}", nj.encode()),
+                Some(serde_json::json!({ "working_dir": format!("gcs://{}", self.package()?) })),
+            ),
+        };
         let request = SubmitRequest {
-            entrypoint: format!("chmod +x kimcnn kimcnn-torch && ./kimcnn ray-job {}", nj.encode()),
+            entrypoint,
             submission_id: id.into(),
             entrypoint_num_cpus: job.resources.cpus as f64,
             entrypoint_num_gpus: job.resources.gpus as f64,
-            runtime_env: Some(serde_json::json!({ "working_dir": format!("gcs://{package}") })),
+            runtime_env,
             metadata: BTreeMap::from([("kimcnn_stage".to_string(), job.stage.clone())]),
         };
-        self.client.submit(&request).map_err(|e| StageError::Failed(e.to_string()))
+        self.setup.client.submit(&request).map_err(|e| StageError::Failed(e.to_string()))
     }
 
-    /// Waits for the job `id` to end.
-    fn wait(&self, job: &JobSpec, id: &str, progress: &(dyn Fn(Progress) + Sync), stop: &AtomicBool) -> Result<JobInfo, StageError> {
+    /// Waits for the job `id` to end, relaying its progress while it runs.
+    fn wait(
+        &self,
+        job: &JobSpec,
+        id: &str,
+        relay: &mut Relay,
+        progress: &(dyn Fn(Progress) + Sync),
+        stop: &AtomicBool,
+    ) -> Result<JobInfo, StageError> {
         let failed = |e: RayError| StageError::Failed(e.to_string());
         let t0 = Instant::now();
+        let mut read_logs = t0;
         let mut unreachable_since: Option<Instant> = None;
         let mut running = false;
         loop {
             if stop.load(Ordering::Relaxed) {
-                let _ = self.client.stop(id);
+                let _ = self.setup.client.stop(id);
                 return Err(StageError::Stopped(format!("Ray job {id} asked to stop")));
             }
             match self.status(id, t0) {
                 Ok(Some(info)) if info.status.is_terminal() => return Ok(info),
-                Ok(Some(info)) if info.status == JobStatus::Pending && t0.elapsed() > self.pending_timeout => {
-                    let _ = self.client.stop(id);
+                Ok(Some(info))
+                    if info.status == JobStatus::Pending && t0.elapsed() > Duration::from_secs(self.setup.config.pending_timeout) =>
+                {
+                    let _ = self.setup.client.stop(id);
                     return Err(StageError::Failed(format!(
                         "no node of the cluster took Ray job {id} in {} s: it asks for {} CPU(s) and {} GPU(s) \
                          (Ray: {}); add such a node, lower the stage's threads, or raise ray.pending_timeout",
-                        self.pending_timeout.as_secs(),
+                        self.setup.config.pending_timeout,
                         job.resources.cpus,
                         job.resources.gpus,
                         info.message.unwrap_or_default()
@@ -287,6 +295,13 @@ impl RayExecutor {
                     if info.status == JobStatus::Running && !running {
                         running = true;
                         progress(Progress::Note(format!("Ray job {id} is running")));
+                    }
+                    if running && read_logs.elapsed() >= LOG_TICK {
+                        read_logs = Instant::now();
+                        // Progress only: a failed read is retried next time.
+                        if let Ok(logs) = self.setup.client.logs(id) {
+                            relay.feed(&logs, progress);
+                        }
                     }
                     unreachable_since = None;
                 }
@@ -305,7 +320,7 @@ impl RayExecutor {
 
     /// What an ended job's node said: its result line, if it printed one.
     fn result(&self, id: &str) -> Result<(Option<NodeResult>, String), StageError> {
-        let logs = self.client.logs(id).map_err(|e| StageError::Failed(e.to_string()))?;
+        let logs = self.setup.client.logs(id).map_err(|e| StageError::Failed(e.to_string()))?;
         match logs.lines().rev().find_map(|l| l.strip_prefix(RESULT)) {
             Some(line) => serde_json::from_str(line)
                 .map(|r| (Some(r), logs.clone()))
@@ -317,7 +332,8 @@ impl RayExecutor {
     /// The outputs a job left on the remote, brought into the store.
     fn outputs(&self, job: &JobSpec, id: &str) -> Result<Executed, StageError> {
         let failed = |m: String| StageError::Failed(m);
-        let pulled = self.remote.pull(&self.store, std::slice::from_ref(&job.key), &Quiet).map_err(|e| failed(e.to_string()))?;
+        let pulled =
+            self.setup.remote.pull(&self.setup.store, std::slice::from_ref(&job.key), &Quiet).map_err(|e| failed(e.to_string()))?;
         let rec = pulled
             .records
             .get(&job.key)
@@ -334,17 +350,17 @@ impl Executor for RayExecutor {
     /// forced; one that ended without a result (its node was lost) is
     /// submitted again under the next id, `retries` times.
     fn execute(&self, job: &JobSpec, progress: &(dyn Fn(Progress) + Sync), stop: &AtomicBool) -> Result<Executed, StageError> {
-        if self.here.0.contains(&job.kind) {
-            return self.here.1.execute(job, progress, stop);
+        if self.setup.here.0.contains(&job.kind) {
+            return self.setup.here.1.execute_with_trials(job, progress, stop, self);
         }
         let failed = |m: String| StageError::Failed(m);
         let inputs: Vec<_> = job.inputs.values().cloned().collect();
-        self.remote.push_objects(&self.store, &inputs, &Quiet).map_err(|e| failed(format!("sending the inputs: {e}")))?;
+        self.setup.remote.push_objects(&self.setup.store, &inputs, &Quiet).map_err(|e| failed(format!("sending the inputs: {e}")))?;
         let base = format!("kimcnn-{}", &job.key.as_str()[..32]);
         let mut submitted = 0;
         for n in 1.. {
             let id = if n == 1 { base.clone() } else { format!("{base}-{n}") };
-            let known = match self.client.job(&id) {
+            let known = match self.setup.client.job(&id) {
                 Ok(info) => Some(info),
                 Err(RayError::NoSuchJob(_)) => None,
                 Err(e) => return Err(failed(e.to_string())),
@@ -364,8 +380,10 @@ impl Executor for RayExecutor {
                 }
                 Some(_) => continue,
             }
-            let info = self.wait(job, &id, progress, stop)?;
+            let mut relay = Relay::new(self.setup.tail);
+            let info = self.wait(job, &id, &mut relay, progress, stop)?;
             let (result, logs) = self.result(&id)?;
+            relay.feed(&logs, progress);
             match result {
                 Some(NodeResult::Done { .. }) => return self.outputs(job, &id),
                 Some(NodeResult::Failed { label, message }) => {
@@ -377,7 +395,7 @@ impl Executor for RayExecutor {
                     })
                 }
                 // No result: the job died before it could say (its node was lost, it was killed).
-                None if submitted <= self.retries as usize => {
+                None if submitted <= self.setup.config.retries as usize => {
                     progress(Progress::Note(format!("Ray job {id} ended {:?} without a result; submitting it again", info.status)));
                 }
                 None => {

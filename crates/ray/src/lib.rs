@@ -14,8 +14,10 @@
 //! before a crash instead of running it twice.
 
 mod executor;
+mod relay;
 
-pub use executor::{run_on_node, Binaries, NodeJob, NodeResult, RayConfig, RayExecutor, RESULT};
+pub use executor::{run_on_node, Binaries, NodeJob, NodeResult, RayConfig, RayExecutor, RaySetup, RESULT};
+pub use relay::{NodePrinter, Relay, PROGRESS};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -223,14 +225,21 @@ impl RayClient {
         Self::json(what, r)
     }
 
-    /// One job, by submission id.
-    pub fn job(&self, id: &str) -> Result<JobInfo> {
-        let what = format!("GET /api/jobs/{id}");
-        match self.send(self.request("GET", &format!("/api/jobs/{id}")), None)? {
+    /// `METHOD /api/jobs/{id}{tail}`, read as JSON; a 404 is [`RayError::NoSuchJob`].
+    fn job_call<T: serde::de::DeserializeOwned>(&self, method: &str, id: &str, tail: &str) -> Result<T> {
+        let path = format!("/api/jobs/{id}{tail}");
+        let what = format!("{method} {path}");
+        let body: Option<&[u8]> = if method == "POST" { Some(b"") } else { None };
+        match self.send(self.request(method, &path), body)? {
             Ok(r) => Self::json(&what, r),
             Err((404, _)) => Err(RayError::NoSuchJob(id.into())),
             Err(e) => Err(Self::api(&what, e)),
         }
+    }
+
+    /// One job, by submission id.
+    pub fn job(&self, id: &str) -> Result<JobInfo> {
+        self.job_call("GET", id, "")
     }
 
     /// A job's logs (its entrypoint's stdout and stderr) so far.
@@ -239,12 +248,7 @@ impl RayClient {
         struct Logs {
             logs: String,
         }
-        let what = format!("GET /api/jobs/{id}/logs");
-        match self.send(self.request("GET", &format!("/api/jobs/{id}/logs")), None)? {
-            Ok(r) => Self::json::<Logs>(&what, r).map(|l| l.logs),
-            Err((404, _)) => Err(RayError::NoSuchJob(id.into())),
-            Err(e) => Err(Self::api(&what, e)),
-        }
+        self.job_call::<Logs>("GET", id, "/logs").map(|l| l.logs)
     }
 
     /// Asks Ray to stop a job; false when it had ended already.
@@ -253,12 +257,7 @@ impl RayClient {
         struct Stopped {
             stopped: bool,
         }
-        let what = format!("POST /api/jobs/{id}/stop");
-        match self.send(self.request("POST", &format!("/api/jobs/{id}/stop")), Some(b""))? {
-            Ok(r) => Self::json::<Stopped>(&what, r).map(|s| s.stopped),
-            Err((404, _)) => Err(RayError::NoSuchJob(id.into())),
-            Err(e) => Err(Self::api(&what, e)),
-        }
+        self.job_call::<Stopped>("POST", id, "/stop").map(|s| s.stopped)
     }
 
     /// Whether the cluster holds the package `gcs://<name>` (a `runtime_env` working_dir zip).

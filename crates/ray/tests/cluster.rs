@@ -12,17 +12,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../../../tests/common/tool.rs"]
+mod tool;
+
 use kimcnn_ray::{JobStatus, RayClient, RayError, SubmitRequest, Submitted};
 
 fn ray() -> PathBuf {
-    let exe = std::env::var_os("KIMCNN_RAY").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        cache.join("kimcnn/ray-2.60.0/bin/ray")
-    });
-    assert!(exe.is_file(), "{} missing: `make test` installs it (or set KIMCNN_RAY)", exe.display());
-    exe
+    tool::cached_tool("KIMCNN_RAY", "ray-2.60.0/bin/ray")
 }
 
 /// A one-node Ray head with token auth, in its own temp dir; its processes are killed when dropped.

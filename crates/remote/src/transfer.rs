@@ -258,6 +258,30 @@ impl Remote {
 
     /// Downloads one object into the store, hashing as it arrives; keeps it
     /// only if the bytes hash to `id`.
+    /// Uploads `ids`, `jobs` at a time, under one progress bar of `bytes` in all (0: unknown).
+    async fn upload_all<'i>(&self, store: &Store, ids: &[&'i ObjectId], bytes: u64, progress: &dyn Progress) -> Tally<'i> {
+        progress.start("push", ids.len(), bytes);
+        let results = futures::stream::iter(ids.iter().copied())
+            .map(|id| async move { (id, self.upload(store, id, progress).await) })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
+        progress.finish();
+        tally(results)
+    }
+
+    /// Downloads `ids` (each verified), as [`Self::upload_all`] uploads.
+    async fn download_all<'i>(&self, store: &Store, ids: &[&'i ObjectId], bytes: u64, progress: &dyn Progress) -> Tally<'i> {
+        progress.start("pull", ids.len(), bytes);
+        let results = futures::stream::iter(ids.iter().copied())
+            .map(|id| async move { (id, self.download(store, id, progress).await) })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
+        progress.finish();
+        tally(results)
+    }
+
     async fn download(&self, store: &Store, id: &ObjectId, progress: &dyn Progress) -> Result<u64> {
         let scratch = store.scratch("pull")?;
         let tmp = scratch.path().join("object");
@@ -308,14 +332,7 @@ impl Remote {
                 let p = store.object_path(id);
                 sizes.push(std::fs::metadata(&p).map(|m| m.len()).map_err(|e| RemoteError::Config(format!("{}: {e}", p.display())))?);
             }
-            progress.start("push", missing.len(), sizes.iter().sum());
-            let results: Vec<(&ObjectId, Result<u64>)> = futures::stream::iter(missing.iter().copied())
-                .map(|id| async move { (id, self.upload(store, id, progress).await) })
-                .buffer_unordered(self.jobs)
-                .collect()
-                .await;
-            progress.finish();
-            let (sent, bytes, failed, first_err) = tally(results);
+            let (sent, bytes, failed, first_err) = self.upload_all(store, &missing, sizes.iter().sum(), progress).await;
             report.objects_sent = sent;
             report.bytes_sent = bytes;
             let published = self.existing(records.iter().map(|r| self.run_loc(&r.key)).collect()).await?;
@@ -352,14 +369,7 @@ impl Remote {
             self.check().await?;
             let there = self.existing(ids.iter().map(|id| self.object_loc(id)).collect()).await?;
             let missing: Vec<&ObjectId> = ids.iter().filter(|id| !there.contains(&self.object_loc(id))).collect();
-            progress.start("push", missing.len(), 0);
-            let results: Vec<(&ObjectId, Result<u64>)> = futures::stream::iter(missing)
-                .map(|id| async move { (id, self.upload(store, id, progress).await) })
-                .buffer_unordered(self.jobs)
-                .collect()
-                .await;
-            progress.finish();
-            let (sent, _, _, first_err) = tally(results);
+            let (sent, _, _, first_err) = self.upload_all(store, &missing, 0, progress).await;
             first_err.map_or(Ok(sent), Err)
         })
     }
@@ -374,14 +384,7 @@ impl Remote {
                 return Ok(0);
             }
             self.check().await?;
-            progress.start("pull", needed.len(), 0);
-            let results: Vec<(&ObjectId, Result<u64>)> = futures::stream::iter(needed)
-                .map(|id| async move { (id, self.download(store, id, progress).await) })
-                .buffer_unordered(self.jobs)
-                .collect()
-                .await;
-            progress.finish();
-            let (fetched, _, _, first_err) = tally(results);
+            let (fetched, _, _, first_err) = self.download_all(store, &needed, 0, progress).await;
             first_err.map_or(Ok(fetched), Err)
         })
     }
@@ -426,8 +429,9 @@ impl Remote {
         if &rec.key != key {
             return Err(bad(format!("it names key {}", rec.key)));
         }
-        if !plain_name(&rec.stage) {
-            return Err(bad(format!("stage name `{}` is not a plain name (path traversal)", rec.stage)));
+        // A study's trial is `<study>/<trial>`.
+        if !rec.stage.split('/').all(plain_name) || rec.stage.matches('/').count() > 1 {
+            return Err(bad(format!("stage name `{}` is not a plain name or `<stage>/<trial>` (path traversal)", rec.stage)));
         }
         if let Some(o) = rec.outputs.keys().chain(rec.inputs.keys()).find(|o| !plain_name(o)) {
             return Err(bad(format!("name `{o}` is not a plain name (path traversal)")));
@@ -475,14 +479,8 @@ impl Remote {
                 .buffer_unordered(self.jobs)
                 .collect()
                 .await;
-            progress.start("pull", needed.len(), sizes.iter().sum());
-            let results: Vec<(&ObjectId, Result<u64>)> = futures::stream::iter(needed.iter().copied())
-                .map(|id| async move { (id, self.download(store, id, progress).await) })
-                .buffer_unordered(self.jobs)
-                .collect()
-                .await;
-            progress.finish();
-            let (fetched, bytes, _, first_err) = tally(results);
+            let needed: Vec<&ObjectId> = needed.into_iter().collect();
+            let (fetched, bytes, _, first_err) = self.download_all(store, &needed, sizes.iter().sum(), progress).await;
             report.objects_fetched = fetched;
             report.bytes_fetched = bytes;
             for r in records {
@@ -572,7 +570,10 @@ impl Remote {
 
 /// Sums the finished transfers of a batch: (count, bytes, the objects that
 /// failed, the first error).
-fn tally(results: Vec<(&ObjectId, Result<u64>)>) -> (usize, u64, BTreeSet<&ObjectId>, Option<RemoteError>) {
+/// Objects transferred, their bytes, the ids that failed, and the first error.
+type Tally<'i> = (usize, u64, BTreeSet<&'i ObjectId>, Option<RemoteError>);
+
+fn tally(results: Vec<(&ObjectId, Result<u64>)>) -> Tally<'_> {
     let (mut n, mut bytes, mut failed, mut first_err) = (0, 0, BTreeSet::new(), None);
     for (id, r) in results {
         match r {

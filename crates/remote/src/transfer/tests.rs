@@ -101,14 +101,23 @@ fn run_records_with_paths_are_refused() {
     let rec = record(&f.a, "s1", 1, false);
     f.remote.push(&f.a, std::slice::from_ref(&rec), &Quiet).unwrap();
     let path = f.remote_dir.join(format!("runs/{}.json", rec.key));
-    for (from, to) in [("\"stage\": \"s1\"", "\"stage\": \"../../etc\""), ("\"out0\"", "\"../x\"")] {
+    for (from, to) in [
+        ("\"stage\": \"s1\"", "\"stage\": \"../../etc\""),
+        ("\"stage\": \"s1\"", "\"stage\": \"study/../x\""),
+        ("\"stage\": \"s1\"", "\"stage\": \"a/b/c\""),
+        ("\"out0\"", "\"../x\""),
+    ] {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replace(from, to)).unwrap();
         let e = f.remote.pull(&f.b, std::slice::from_ref(&rec.key), &Quiet).unwrap_err().to_string();
         assert!(e.contains("path traversal") && e.contains("refused"), "{e}");
         std::fs::write(&path, text).unwrap();
     }
+    // A study's trial, `<study>/<trial>`, is a name.
     let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"stage\": \"s1\"", "\"stage\": \"study/trial-0\"")).unwrap();
+    f.remote.pull(&f.b, std::slice::from_ref(&rec.key), &Quiet).unwrap();
+    std::fs::remove_file(f.b.root().join(format!("runs/{}.json", rec.key))).unwrap();
     std::fs::write(&path, text.replace(rec.key.as_str(), kimcnn_store::hash_bytes(b"x").as_str())).unwrap();
     let e = f.remote.pull(&f.b, std::slice::from_ref(&rec.key), &Quiet).unwrap_err().to_string();
     assert!(e.contains("it names key"), "{e}");
