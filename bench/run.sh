@@ -80,6 +80,16 @@ python3 "$ROOT/bench/remote.py" \
   --work "$WORK" \
   --out "$OUT/remote"
 
+# The Ray executor's overhead per stage against running it here (a one-node Ray head and s3s-fs on loopback).
+make -s -C "$ROOT" check-ray
+python3 "$ROOT/bench/ray.py" \
+  --kimcnn "$BIN" \
+  --ray "$CACHE/ray-2.60.0/bin/ray" \
+  --server "${S3_SERVER:-$CACHE/s3s-tools/bin/s3s-fs}" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/ray"
+
 # Reproducible numerics: which kernel pins change a model's bytes, the same bytes on
 # other CPUs (emulated by qemu-user, installed from Debian where missing), and the cost.
 if ! command -v qemu-x86_64 >/dev/null; then

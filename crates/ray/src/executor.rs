@@ -173,8 +173,10 @@ type Listing = Arc<BTreeMap<String, JobInfo>>;
 
 /// The largest request body Ray's dashboard takes (a package upload).
 const MAX_PACKAGE: usize = 100 << 20;
-/// How often the coordinator lists the cluster's jobs (one request for all the jobs it waits on).
+/// How often the coordinator lists the cluster's jobs (one request for all the jobs it waits on),
+/// once a job has waited a while: from FIRST_TICK after its submission, doubling up to TICK.
 const TICK: Duration = Duration::from_millis(1000);
+const FIRST_TICK: Duration = Duration::from_millis(100);
 /// How often a running job's logs are read for its progress (a request per running job).
 const LOG_TICK: Duration = Duration::from_secs(3);
 /// How long the dashboard may be unreachable while jobs run before the stages fail.
@@ -222,11 +224,11 @@ impl RayExecutor {
         Ok(name)
     }
 
-    /// The job `id` as of the last listing, listing again when that is a tick
+    /// The job `id` as of the last listing, listing again when that is `tick`
     /// old or older than `since` (its submission).
-    fn status(&self, id: &str, since: Instant) -> Result<Option<JobInfo>, RayError> {
+    fn status(&self, id: &str, since: Instant, tick: Duration) -> Result<Option<JobInfo>, RayError> {
         let mut jobs = self.jobs.lock().expect("jobs lock");
-        let fresh = jobs.as_ref().is_some_and(|(at, _)| *at > since && at.elapsed() < TICK);
+        let fresh = jobs.as_ref().is_some_and(|(at, _)| *at > since && at.elapsed() < tick);
         if !fresh {
             let list = self.setup.client.jobs()?;
             let by_id = list.into_iter().filter_map(|j| j.submission_id.clone().map(|id| (id, j))).collect();
@@ -269,6 +271,7 @@ impl RayExecutor {
         let failed = |e: RayError| StageError::Failed(e.to_string());
         let t0 = Instant::now();
         let mut read_logs = t0;
+        let mut tick = FIRST_TICK;
         let mut unreachable_since: Option<Instant> = None;
         let mut running = false;
         loop {
@@ -276,7 +279,7 @@ impl RayExecutor {
                 let _ = self.setup.client.stop(id);
                 return Err(StageError::Stopped(format!("Ray job {id} asked to stop")));
             }
-            match self.status(id, t0) {
+            match self.status(id, t0, tick) {
                 Ok(Some(info)) if info.status.is_terminal() => return Ok(info),
                 Ok(Some(info))
                     if info.status == JobStatus::Pending && t0.elapsed() > Duration::from_secs(self.setup.config.pending_timeout) =>
@@ -314,7 +317,8 @@ impl RayExecutor {
                 }
                 Err(e) => return Err(failed(e)),
             }
-            std::thread::sleep(TICK);
+            std::thread::sleep(tick);
+            tick = (tick * 2).min(TICK);
         }
     }
 
