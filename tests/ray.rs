@@ -7,8 +7,9 @@
 //! for a GPU no node has fails with the resources named; a wrong token, a
 //! dashboard that is not there, no remote or a missing bucket are one line
 //! each, and mark nothing done. A study waits here while its trials run as
-//! jobs and selects what it selects locally; a node's epochs show as a local
-//! run's; a job whose processes are SIGKILLed (its node lost) is run again;
+//! jobs, stops a hopeless one through Ray, and selects what it selects
+//! locally; a node's epochs show as a local run's; a job whose processes
+//! are SIGKILLed (its node lost) is run again;
 //! nodes with kimcnn installed run theirs.
 mod common;
 
@@ -19,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{mirror, Project, S3Server, S3_KEY, S3_SECRET};
+use kimcnn_schema::{read_trials, TrialStatus};
 
 fn ray() -> PathBuf {
     common::cached_tool("KIMCNN_RAY", "ray-2.60.0/bin/ray")
@@ -290,11 +292,17 @@ fn a_pipeline_on_a_ray_cluster_gives_the_local_bytes_and_survives_its_coordinato
     }
 }
 
-/// A study whose trials search dropout, each trial 2 epochs.
-const STUDY: &str = "  study:
+/// Two studies. `study`: two trials at once over the two nodes (dropout). `asha`: two trials one
+/// after the other: Adam at 0.01 learns; at 1e-9 it never does, and ASHA stops it at a rung,
+/// through Ray, on the epochs the node reports.
+const STUDIES: &str = "  study:
     uses: study
     inputs: {tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}
     with: {base: {dataset: mr, variant: non-static, fold: 0, epochs: 2, seed: 1}, space: {dropout: {choice: [0.3, 0.5]}}, search: grid, parallel: 2}
+  asha:
+    uses: study
+    inputs: {tokens: tokenize.tokens, vocab: vocab.vocab, embeddings: embed.embeddings, tokenizer: tokenize.summary}
+    with: {base: {dataset: mr, variant: non-static, fold: 0, epochs: 20, seed: 1, optimizer: adam}, space: {lr: {choice: [0.01, 1.0e-9]}}, search: grid, parallel: 1, stopper: {asha: {grace: 1, reduction: 2}}}
 ";
 
 /// `pipeline`'s text with `extra` stages added.
@@ -308,21 +316,30 @@ fn a_study_spreads_its_trials_over_the_cluster_nodes_report_epochs_and_a_lost_jo
     let s3 = S3Server::start(&["team"]);
     let cluster = Cluster::start();
     let token = cluster.token.clone();
-    let text = with_stages(&pipeline(&s3, &cluster.dashboard), STUDY);
+    let text = with_stages(&pipeline(&s3, &cluster.dashboard), STUDIES);
 
     let local = project_with(&text);
-    local.run(&["run", "study"]).ok();
+    local.run(&["run", "study", "asha"]).ok();
 
-    // The study waits here; each trial is a Ray job. It selects what it selects locally.
+    // A study waits here; each trial is a Ray job. It selects what it selects locally.
     let p = project_with(&text);
-    let r = p.run_cmd(cmd(&p, &token, &["run", "--executor", "ray", "study"])).ok();
-    for trial in ["trial 0", "trial 1"] {
-        assert!(r.stdout.contains(&format!("study: {trial}: submitted Ray job kimcnn-")), "{trial}: {}", r.stdout);
+    let r = p.run_cmd(cmd(&p, &token, &["run", "--executor", "ray", "study", "asha"])).ok();
+    for study in ["study", "asha"] {
+        for trial in ["trial 0", "trial 1"] {
+            assert!(r.stdout.contains(&format!("{study}: {trial}: submitted Ray job kimcnn-")), "{study} {trial}: {}", r.stdout);
+        }
+        assert!(!r.stdout.contains(&format!("{study}: submitted")), "the study itself runs here: {}", r.stdout);
+        let rows = read_trials(&p.path().join(format!("artifacts/out/{study}/trials"))).unwrap();
+        let failed: Vec<_> = rows.iter().filter(|r| r.status == TrialStatus::Failed).map(|r| &r.error).collect();
+        assert!(failed.is_empty(), "{study}: {failed:?}\n{}", r.stdout);
+        assert_eq!(p.read(&format!("artifacts/out/{study}/best")), local.read(&format!("artifacts/out/{study}/best")));
     }
-    assert!(!r.stdout.contains("study: submitted"), "the study itself runs here: {}", r.stdout);
-    assert_eq!(p.read("artifacts/out/study/best"), local.read("artifacts/out/study/best"));
+    let rows = read_trials(&p.path().join("artifacts/out/asha/trials")).unwrap();
+    let hopeless: Vec<_> = rows.iter().filter(|r| r.config["lr"].as_f64() == Some(1.0e-9)).collect();
+    assert!(hopeless.iter().all(|r| r.status == TrialStatus::Stopped), "{}", r.stdout);
+    assert!(!hopeless.is_empty() && hopeless.len() < 20, "stopped early: {} epochs", hopeless.len());
     let jobs = cluster.jobs();
-    assert_eq!(jobs.len(), 3 + 2, "tokenize, vocab, embed and two trials: {jobs:?}");
+    assert_eq!(jobs.len(), 3 + 2 + 2, "tokenize, vocab, embed and four trials: {jobs:?}");
 
     // -v: the node's epochs show as a local run's do, and its other lines as notes.
     let r = p.run_cmd(cmd(&p, &token, &["run", "--executor", "ray", "-v", "--force", "train"])).ok();

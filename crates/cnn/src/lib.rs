@@ -192,7 +192,7 @@ pub fn run_in_worker<P: Serialize>(
     let mut cmd = Command::new(worker_path().map_err(StageError::Failed)?);
     cmd.arg(kind).arg(&path).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| StageError::Failed(format!("cannot start the torch worker: {e}")))?;
+    let mut child = spawn(&mut cmd).map_err(|e| StageError::Failed(format!("cannot start the torch worker: {e}")))?;
     let stderr = child.stderr.take().expect("piped");
     let err_reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<String>>());
     let mut stopped_after = None;
@@ -271,6 +271,22 @@ fn ran_with(n: NumericsRecord) -> BTreeMap<String, String> {
 }
 
 /// How a worker that left no result ended, with its last words.
+/// Starts `cmd`, again while its executable is busy (ETXTBSY: being written,
+/// or held open for writing by a process forked meanwhile, as when a Ray
+/// node unpacks the package of a second job into the directory of the first).
+fn spawn(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            r => return r,
+        }
+    }
+}
+
 fn crash_message(status: &std::process::ExitStatus, stderr: &[String]) -> String {
     use std::os::unix::process::ExitStatusExt;
     let how = match (status.code(), status.signal()) {

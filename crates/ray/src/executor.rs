@@ -230,9 +230,12 @@ impl RayExecutor {
         let mut jobs = self.jobs.lock().expect("jobs lock");
         let fresh = jobs.as_ref().is_some_and(|(at, _)| *at > since && at.elapsed() < tick);
         if !fresh {
+            // Dated when asked, not when answered: a job submitted while the request was on
+            // its way may be missing from the answer, which must not count as after it.
+            let asked = Instant::now();
             let list = self.setup.client.jobs()?;
             let by_id = list.into_iter().filter_map(|j| j.submission_id.clone().map(|id| (id, j))).collect();
-            *jobs = Some((Instant::now(), Arc::new(by_id)));
+            *jobs = Some((asked, Arc::new(by_id)));
         }
         Ok(jobs.as_ref().and_then(|(_, m)| m.get(id).cloned()))
     }
