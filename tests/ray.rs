@@ -238,6 +238,16 @@ fn a_pipeline_on_a_ray_cluster_gives_the_local_bytes_and_survives_its_coordinato
     let r = p.run_cmd(cmd(&p, &token, &["run", "--executor", "ray"])).ok();
     assert!(r.ran().is_empty(), "{}", r.stdout);
 
+    // A teammate with no cluster restores what the cluster computed (`run --pull`): only the
+    // sources, local files, run; the bytes are the cluster's.
+    let mate = project(&s3, &cluster.dashboard);
+    let r = mate.run_cmd(cmd(&mate, &token, &["run", "--pull"])).ok();
+    let mut ran = r.ran();
+    ran.sort();
+    assert_eq!(ran, ["glove", "neg", "pos"], "{}", r.stdout);
+    assert!(r.stdout.contains("5 pulled"), "{}", r.stdout);
+    assert_eq!(outputs(mate.path()), outputs(p.path()));
+
     // Kill the coordinator once the training job is submitted; started again, it attaches to it.
     let mut c = cmd(&p, &token, &["run", "--executor", "ray", "--force", "train"]);
     let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
