@@ -14,7 +14,6 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,28 +22,9 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # nothing written beside the bench scripts
 import provenance  # noqa: E402  (bench/provenance.py)
+from local_s3 import KEY, SECRET, free_port, start, wait_port  # noqa: E402  (bench/local_s3.py)
 
-KEY, SECRET = "bench-key", "bench-secret-0123456789"
 TOKEN = "kimcnn-bench-token-0123456789"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, seconds=30):
-    t0 = time.time()
-    while time.time() - t0 < seconds:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port} after {seconds} s")
 
 
 def pipeline(endpoint, dashboard):
@@ -122,17 +102,15 @@ def main():
     a.kimcnn = str(Path(a.kimcnn).resolve())
     work = Path(a.work) / "ray-bench"
     (work / "s3/bench").mkdir(parents=True)
-    port, gcs, dash = free_port(), free_port(), free_port()
-    endpoint, dashboard = f"http://127.0.0.1:{port}", f"127.0.0.1:{dash}"
+    gcs, dash = free_port(), free_port()
+    dashboard = f"127.0.0.1:{dash}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_"))}
     env.update(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN,
                KIMCNN_NODE_STORE=str(work / "node-store"), KIMCNN_NO_PROGRESS="1")
-    server = subprocess.Popen([a.server, "--host", "127.0.0.1", "--port", str(port), "--access-key", KEY, "--secret-key", SECRET,
-                               str(work / "s3")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, endpoint = start(a.server, work / "s3")
     ray_tmp = work / "ray"
     head = None
     try:
-        wait_port(port)
         # Its own process group: stopped below by signalling it (`ray stop` would stop every Ray of this user).
         head = subprocess.Popen([a.ray, "start", "--head", f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
                                  "--include-dashboard=true", "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats",

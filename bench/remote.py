@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,8 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # nothing written beside the bench scripts
 import provenance  # noqa: E402  (bench/provenance.py)
-
-KEY, SECRET = "bench-key", "bench-secret-0123456789"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
+import local_s3  # noqa: E402  (bench/local_s3.py)
+from local_s3 import KEY, SECRET  # noqa: E402
 
 def pipeline(endpoint):
     y = [f"remotes:\n  bench: {{url: 's3://bench/kimcnn', endpoint: '{endpoint}', region: us-east-1}}", "stages:"]
@@ -57,17 +47,8 @@ def main():
     work = Path(a.work) / "remote-bench"
     root = work / "s3"
     (root / "bench").mkdir(parents=True)
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([a.server, "--host", "127.0.0.1", "--port", str(port), "--access-key", KEY, "--secret-key", SECRET, str(root)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, endpoint = local_s3.start(a.server, root)
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1", KIMCNN_NO_PROGRESS="1")
         a_dir, b_dir = work / "a", work / "b"
