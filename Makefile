@@ -29,7 +29,7 @@ RAY_VENV := $(CACHE_DIR)/ray-$(RAY_VERSION)
 S3S_VERSION := 0.14.1
 S3_SERVER := $(CACHE_DIR)/s3s-tools/bin/s3s-fs
 
-.PHONY: all setup build test lint bench accuracy data status paper study study-nsmc korean clean check-torch check-s3s check-fonts check-browser check-py-tools check-ray reproduce report
+.PHONY: all setup build test lint bench gpu-prepare accuracy data status paper study study-nsmc korean clean check-torch check-s3s check-fonts check-browser check-py-tools check-ray reproduce report
 
 ## all: set up, build, run the default pipeline, and write its report page (artifacts/reports/report/index.html)
 all: build
@@ -158,6 +158,13 @@ status: build
 ## bench: benchmarks; results in bench/out/ and BENCHMARKS.md
 bench: build $(S3_SERVER)
 	S3_SERVER=$(S3_SERVER) bash bench/run.sh
+
+## gpu-prepare: what bench/gpu.sh needs on the GPU machine (the device tool carries bench/out/gpu-bin and
+## bench/out/gpu-projects): the binaries, stripped and gzipped, and the GPU projects (bench/gpu_prepare.py)
+gpu-prepare: build
+	@rm -rf bench/out/gpu-bin && mkdir -p bench/out/gpu-bin
+	for b in kimcnn kimcnn-torch; do strip -o bench/out/gpu-bin/$$b $(CARGO_TARGET_DIR)/release/$$b && gzip bench/out/gpu-bin/$$b; done
+	$(PYTHON) bench/gpu_prepare.py --check --kimcnn $(BIN)
 
 ## accuracy: kimcnn vs the reference PyTorch implementation on its exact splits, and fastText (hours on 2 cores)
 accuracy: build

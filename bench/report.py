@@ -33,6 +33,7 @@ TITLES = {
     "word2vec": "word2vec training speed against gensim (bench/word2vec.py)",
     "accuracy": "Accuracy side by side on the reference's splits, and fastText (bench/accuracy.py, `make accuracy`)",
     "mr_folds": "MR 10-fold CV on the reference's folds (bench/mr_folds.py, `make accuracy`)",
+    "gpu": "On a GPU: TREC, MR's 10 folds, a study sharing the GPU, and reproducible numerics on the GPU machine's CPU (bench/gpu.sh, bench/gpu_report.py)",
     "korean": "NSMC with tokenizers and word vectors trained here, and fastText on the same tokens (bench/korean.py, `make korean`)",
 }
 GENERATED = "BENCHMARKS.generated.md"
