@@ -399,7 +399,11 @@ impl Project {
         let dir = cli.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let project_dir = dir.canonicalize().map_err(|e| Failure(format!("{}: {e}", dir.display()), 2))?;
         let store_dir = cli.store.clone().unwrap_or_else(|| project_dir.join("artifacts"));
-        let store = Store::open(store_dir)?.with_hash_progress(ui::hash_progress());
+        let quiet = match &cli.command {
+            Command::Run { how, .. } | Command::Tune { how, .. } | Command::Report { how, .. } => how.quiet,
+            _ => false,
+        };
+        let store = Store::open(store_dir)?.with_hash_progress(ui::hash_progress(quiet));
         Ok(Project { file: cli.file.clone(), env: Env { project_dir, store }, registry: registry() })
     }
 

@@ -3,7 +3,6 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -26,15 +25,12 @@ fn multi() -> &'static MultiProgress {
     })
 }
 
-/// Set by `--quiet`: no bars at all.
-static QUIET: AtomicBool = AtomicBool::new(false);
-
 /// A bar for each long hash the store makes (a local data file or an
-/// output of 64 MiB or more), cleared when it ends.
-pub fn hash_progress() -> HashProgress {
+/// output of 64 MiB or more), cleared when it ends; none when `quiet`.
+pub fn hash_progress(quiet: bool) -> HashProgress {
     let bars: Mutex<HashMap<PathBuf, ProgressBar>> = Mutex::new(HashMap::new());
     HashProgress(Arc::new(move |path: &Path, done, total| {
-        if total < 64 << 20 || QUIET.load(Ordering::Relaxed) {
+        if total < 64 << 20 || quiet {
             return;
         }
         let mut bars = bars.lock().expect("ui lock");
@@ -145,7 +141,6 @@ pub struct RunDisplay {
 
 impl RunDisplay {
     pub fn new(verbose: bool, quiet: bool) -> RunDisplay {
-        QUIET.store(quiet, Ordering::Relaxed);
         RunDisplay {
             bar: Mutex::new(None),
             running: Mutex::new(Vec::new()),
