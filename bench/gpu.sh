@@ -41,10 +41,12 @@ model_hash() { awk -v s="  $2:" '$0 == s {in_stage = 1; next} in_stage && /^  [^
 
 # 1. The machine.
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  lscpu | grep -E '^(Model name|CPU\(s\)|Flags)' | sed 's/^Flags:.*\(avx512f\).*/Flags: ... avx512f .../'
+  lscpu | grep -E '^(Vendor ID|Model name|CPU\(s\)):'
+  echo "ISA: $(grep -o -w -E 'avx2|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   python3 -c 'import torch; print("torch", torch.__version__)'; } > "$R/machine.txt" 2>&1
 "$BIN" doctor > "$R/doctor.json" 2>&1
-log "machine: $(head -1 "$R/machine.txt"); doctor rc=$?"
+rc=$?
+log "machine: $(head -1 "$R/machine.txt"); doctor rc=$rc"
 
 # 2. CPU reproducibility, in the background.
 cp -r "$PROJECTS/gpu" "$W/cpu-trec"

@@ -77,6 +77,8 @@ def main():
         cpu = next((m.split(":", 1)[1].strip() for m in machine if m.startswith("Model name")), "unknown CPU")
         cores = next((m.split(":", 1)[1].strip() for m in machine if m.startswith("CPU(s)")), "?")
         torch = next((m for m in machine if m.startswith("torch ")), "torch ?")
+        vendor = next((m.split(":", 1)[1].strip() for m in machine if m.startswith("Vendor ID")), "?")
+        isa = next((m.split(":", 1)[1].strip() for m in machine if m.startswith("ISA:")), "?")
         md += [f"One run of `bench/gpu.sh` through the device tool on {gpu} ({cpu}, {cores} CPUs, {torch}); "
                f"`kimcnn doctor` there: CUDA {'available' if doctor['cuda_available'] else 'NOT available'}, "
                f"{doctor['cuda_devices']} device(s), its tiny net trained on {doctor['device']} (loss {doctor['loss_first']:.3f} -> {doctor['loss_last']:.3f}). "
@@ -90,7 +92,7 @@ def main():
         here, here_s = local_cpu_hash(a.kimcnn, tmp)
         same = there == here
         md += ["**Reproducible numerics on the GPU machine's CPU:** TREC CNN-static, 25 epochs, one thread, "
-               f"`--device cpu`: model `{(there or 'none')[:16]}` there ({there_s} s) and `{here[:16]}` here "
+               f"`--device cpu`: model `{(there or 'none')[:16]}` there ({vendor}, {isa}; {there_s} s) and `{here[:16]}` here "
                f"({here_s:.0f} s, {provenance.cpu_model()}): **{'the same bytes' if same else 'DIFFERENT bytes'}**.", ""]
 
         # TREC.
@@ -139,7 +141,7 @@ def main():
             else:
                 md.append(f"| {v} | {len(accs)} | {' '.join(f'{x:.1f}' for x in accs) or '-'} / {KIM['mr'][v]} | | |")
         md.append("")
-        versions = provenance.collect(kimcnn=provenance.kimcnn(a.kimcnn), gpu=gpu, gpu_cpu=cpu, gpu_torch=torch)
+        versions = provenance.collect(kimcnn=provenance.kimcnn(a.kimcnn), gpu=gpu, gpu_cpu=f"{cpu} ({vendor}; {isa})", gpu_torch=torch)
         md.append(provenance.markdown(versions) + " (GPU machine's figures from its run; the CPU hash here computed now.)")
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
