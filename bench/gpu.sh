@@ -36,8 +36,13 @@ start=$(date +%s.%N)
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(date +%s.%N)"; }
 log() { echo "[$(elapsed "$start") s] $*" | tee -a "$OUT/log.txt"; }
 pack() { tar -C /tmp -cf "$OUT/results.tar.tmp" gpu-results && mv "$OUT/results.tar.tmp" "$OUT/results.tar"; }
-# The model hash of a stage in a project's pipeline.lock.
-model_hash() { awk -v s="  $2:" '$0 == s {in_stage = 1; next} in_stage && /^  [^ ]/ {exit} in_stage && /^      model: / {print $2; exit}' "$1"; }
+# A project's metrics and train summaries into $R/<name>/ (as they finish).
+collect() {
+  mkdir -p "$R/$2"
+  for d in "$W/$1"/artifacts/out/evaluate.* "$W/$1"/artifacts/out/train.*; do
+    for f in metrics summary; do [ -f "$d/$f" ] && cp "$d/$f" "$R/$2/$(basename "$d").$f.json"; done
+  done
+}
 
 # 1. The machine.
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -53,7 +58,7 @@ cp -r "$PROJECTS/gpu" "$W/cpu-trec"
 ( cd "$W/cpu-trec" && t0=$(date +%s.%N) \
   && "$BIN" run train.static --device cpu --jobs 1 > "$R/cpu-trec.txt" 2>&1 \
   && echo "seconds $(elapsed "$t0")" >> "$R/cpu-trec.txt" \
-  && model_hash pipeline.lock train.static > "$R/cpu-trec.hash"
+  && cp pipeline.lock "$R/cpu-trec.lock"
   "$BIN" show train.static/model > "$R/cpu-trec.model.json" 2>&1 ) &
 cpu=$!
 
@@ -62,10 +67,7 @@ cp -r "$PROJECTS/gpu" "$W/trec"
 t0=$(date +%s.%N)
 (cd "$W/trec" && "$BIN" run --device "$DEVICE" --jobs 4 "${SETS[@]}" > "$R/trec.txt" 2>&1)
 log "TREC, 4 variants on $DEVICE: rc=$? in $(elapsed "$t0") s"
-mkdir -p "$R/trec"
-for d in "$W"/trec/artifacts/out/evaluate.* "$W"/trec/artifacts/out/train.*; do
-  for f in metrics summary; do [ -f "$d/$f" ] && cp "$d/$f" "$R/trec/$(basename "$d").$f.json"; done
-done
+collect trec trec
 pack
 
 # 4. The study, parallel 1 and 8, from one upstream.
@@ -89,15 +91,9 @@ cp -r "$PROJECTS/gpu-mr" "$W/mr"
 t0=$(date +%s.%N)
 (cd "$W/mr" && exec "$BIN" run results --device "$DEVICE" --jobs "$JOBS" "${SETS[@]}" > "$R/mr.txt" 2>&1) &
 mr=$!
-copy_mr() {
-  mkdir -p "$R/mr"
-  for d in "$W"/mr/artifacts/out/evaluate.* "$W"/mr/artifacts/out/train.*; do
-    for f in metrics summary; do [ -f "$d/$f" ] && cp "$d/$f" "$R/mr/$(basename "$d").$f.json"; done
-  done
-}
 while kill -0 $mr 2>/dev/null; do
   sleep 10
-  copy_mr
+  collect mr mr
   if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$(elapsed "$start")" "$DEADLINE"; then
     log "MR: deadline reached, stopping the run"
     kill -INT $mr; sleep 5; kill $mr 2>/dev/null
@@ -106,12 +102,12 @@ while kill -0 $mr 2>/dev/null; do
   pack
 done
 wait $mr; rc=$?
-copy_mr
+collect mr mr
 echo "rc $rc seconds $(elapsed "$t0") jobs $JOBS deadline $DEADLINE" >> "$R/mr.txt"
 log "MR: rc=$rc, $(ls "$R"/mr/evaluate.*.metrics.json 2>/dev/null | wc -l) of 40 evaluated in $(elapsed "$t0") s"
 
 # The CPU run should long be done; give it a minute at most.
 for _ in $(seq 60); do kill -0 $cpu 2>/dev/null || break; sleep 1; done
 kill $cpu 2>/dev/null
-log "CPU TREC static (reproducible): $(tail -1 "$R/cpu-trec.txt"), model $(cat "$R/cpu-trec.hash" 2>/dev/null)"
+log "CPU TREC static (reproducible): $(tail -1 "$R/cpu-trec.txt")"
 pack

@@ -87,7 +87,7 @@ def main():
                "the unknown-word range a = 1.1156 as computed on the whole GloVe file).", ""]
 
         # Reproducible numerics on another CPU.
-        there = (r / "cpu-trec.hash").read_text().strip() if (r / "cpu-trec.hash").exists() else None
+        there = model_hash(r / "cpu-trec.lock", "train.static") if (r / "cpu-trec.lock").exists() else None
         there_s = next((ln.split()[1] for ln in (r / "cpu-trec.txt").read_text().splitlines() if ln.startswith("seconds ")), "?")
         here, here_s = local_cpu_hash(a.kimcnn, tmp)
         same = there == here

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # nothing written beside the bench scripts
 import provenance  # noqa: E402  (bench/provenance.py)
-import local_s3  # noqa: E402  (bench/local_s3.py)
-from local_s3 import KEY, SECRET  # noqa: E402
+from local_s3 import KEY, SECRET, start  # noqa: E402  (bench/local_s3.py)
+
 
 def pipeline(endpoint):
     y = [f"remotes:\n  bench: {{url: 's3://bench/kimcnn', endpoint: '{endpoint}', region: us-east-1}}", "stages:"]
@@ -47,7 +47,7 @@ def main():
     work = Path(a.work) / "remote-bench"
     root = work / "s3"
     (root / "bench").mkdir(parents=True)
-    server, endpoint = local_s3.start(a.server, root)
+    server, endpoint = start(a.server, root)
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1", KIMCNN_NO_PROGRESS="1")
