@@ -34,7 +34,10 @@ impl Kind for TrainKind {
     /// 5: history has each epoch's test accuracy (the models are unchanged).
     /// 6: dropout's generator is reseeded from (seed, epoch) at each epoch,
     /// so a run goes on from an epoch checkpoint (the models changed).
-    const VERSION: u32 = 6;
+    /// 7: Kim's padding is computed at each batch's width (its longest
+    /// sentence, its pads and one window of pads alone), not the data
+    /// set's: the same model, other float rounding (the bytes changed).
+    const VERSION: u32 = 7;
     const OUTPUTS: &'static [&'static str] = &["model", "history", "summary", "timings"];
     const MEASURED: &'static [&'static str] = &["timings"];
     /// Per epoch, named as the origin project's Ray Tune trials named them:
@@ -88,7 +91,9 @@ impl Kind for EvaluateKind {
     /// 2: metrics have no fold (null) where the data set has given splits.
     /// (3 would be due for a changed output; `numerics` is a param, so it
     /// changed every key by itself.)
-    const VERSION: u32 = 2;
+    /// 3: batches computed at their own width (as train 7): the same
+    /// predictions, other float rounding in the probabilities.
+    const VERSION: u32 = 3;
     const OUTPUTS: &'static [&'static str] = &["metrics", "predictions"];
     type Params = EvaluateParams;
 

@@ -112,9 +112,10 @@ impl Dataset {
         Ok(Dataset { classes, ids, labels, row_id: t.id.clone(), train, dev, test, max_len, truncated, empty, unknown_tokens: unknown })
     }
 
-    /// Token ids of `rows` as a [B, L] tensor: `side` zero pads on the left,
-    /// zeros on the right up to the data set's longest (`Pad::Kim`) or the
-    /// batch's longest (`Pad::Bucket`) plus `side`.
+    /// Token ids of `rows` as a [B, L] tensor in Kim's layout: `side` zero
+    /// pads on the left, zeros on the right up to the data set's longest
+    /// (`Pad::Kim`) or the batch's longest (`Pad::Bucket`) plus `side`, cut
+    /// after the columns that can change the result (see [`padded_batch`]).
     pub fn batch(&self, rows: &[usize], pad: Pad, side: usize, min_width: usize, device: Device) -> Tensor {
         let longest = match pad {
             Pad::Kim => self.max_len,
@@ -152,13 +153,62 @@ impl Dataset {
     }
 }
 
-/// Token ids as a [B, L] tensor: `side` zero pads on the left, zeros on the
-/// right up to `longest + side` (at least `min_width`, the widest filter).
-pub fn padded_batch(ids: &[&[i64]], longest: usize, side: usize, min_width: usize, device: Device) -> Tensor {
-    let width = (longest + 2 * side).max(min_width);
+/// Token ids as a [B, L] tensor in Kim's layout up to `layout_longest`:
+/// `side` zero pads on the left, zeros on the right up to `layout_longest +
+/// side`, at least `min_width` (the widest filter) in all; then cut after the
+/// batch's longest sentence, its right-hand pads and one more column where
+/// the layout has it. Zero is the pad row, which the embedding keeps at zero,
+/// so every window of pads alone gives each map exactly relu(bias): the
+/// columns cut off only add more copies of a value the batch still has (one
+/// window of pads alone remains wherever the layout has one). So the pooled
+/// features, the logits and the gradients are those of the full layout (ties
+/// between windows aside, which amax splits evenly), at the batch's width.
+pub fn padded_batch(ids: &[&[i64]], layout_longest: usize, side: usize, min_width: usize, device: Device) -> Tensor {
+    let longest = ids.iter().map(|r| r.len()).max().unwrap_or(0);
+    laid_out(ids, trimmed_width(longest, layout_longest, side, min_width), side).to(device)
+}
+
+/// [B, width]: `side` zero pads on the left of each row, zeros on the right.
+fn laid_out(ids: &[&[i64]], width: usize, side: usize) -> Tensor {
     let mut flat = vec![0i64; ids.len() * width];
     for (b, row) in ids.iter().enumerate() {
         flat[b * width + side..b * width + side + row.len()].copy_from_slice(row);
     }
-    Tensor::from_slice(&flat).view([ids.len() as i64, width as i64]).to(device)
+    Tensor::from_slice(&flat).view([ids.len() as i64, width as i64])
+}
+
+/// The columns a batch whose longest sentence has `longest` tokens needs:
+/// every window that touches a token, and one window of pads alone where the
+/// layout (up to `layout_longest`) gives that sentence one.
+fn trimmed_width(longest: usize, layout_longest: usize, side: usize, min_width: usize) -> usize {
+    (longest + 2 * side + usize::from(layout_longest > longest)).max(min_width)
+}
+
+/// Kim's layout in full, every row padded to `layout_longest + side`: what
+/// the trimmed batch must compute the same as (tests).
+#[cfg(test)]
+pub(crate) fn full_batch(ids: &[&[i64]], layout_longest: usize, side: usize, min_width: usize) -> Tensor {
+    laid_out(ids, (layout_longest + 2 * side).max(min_width), side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_keeps_one_window_of_pads_where_the_layout_has_one() {
+        // Widest filter 5: 4 pads a side. A longest sentence of 10 in a layout of 20 has,
+        // at the right, windows of pads alone; cut at 10 + 8 + 1 it keeps one.
+        assert_eq!(trimmed_width(10, 20, 4, 5), 19);
+        // As long as the layout's longest: it has none, and gets none.
+        assert_eq!(trimmed_width(20, 20, 4, 5), 28);
+        // At least the widest filter, even for empty sentences with no side pads.
+        assert_eq!(trimmed_width(0, 0, 0, 3), 3);
+        let ids: Vec<Vec<i64>> = vec![vec![2; 3], vec![3; 30], vec![4; 1]];
+        let rows: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
+        let x = padded_batch(&rows, 50, 4, 5, Device::Cpu);
+        assert_eq!(x.size(), vec![3, 39]);
+        assert!(x.equal(&full_batch(&rows, 50, 4, 5).narrow(1, 0, 39)), "the full layout's first columns");
+        assert_eq!(padded_batch(&[], 0, 4, 5, Device::Cpu).size(), vec![0, 8]);
+    }
 }

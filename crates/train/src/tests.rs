@@ -365,3 +365,72 @@ fn a_run_resumed_from_its_checkpoint_ends_as_one_never_stopped() {
         assert!(same(&out, &whole), "{why}: not a fresh run");
     }
 }
+
+/// A trimmed batch computes Kim's full layout: the same logits and the
+/// same gradients, for every variant and both layouts (the data set's
+/// longest, and the batch's own), through the whole embedding and through
+/// the rows a batch gathers (what Adadelta trains).
+#[test]
+fn trimmed_batches_compute_what_the_full_layout_computes() {
+    let _g = torch_lock();
+    let (vocab, dim) = (60i64, 6i64);
+    // Lengths 0..=30, with repeats, in no order; ids past the pad and <unk>.
+    let ids: Vec<Vec<i64>> =
+        (0..41usize).map(|i| (0..(i * 17 % 31)).map(|j| 2 + ((i * 7 + j * 3) as i64 % (vocab - 2))).collect()).collect();
+    let ids: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
+    let longest = ids.iter().map(|r| r.len()).max().unwrap();
+    for variant in [Variant::Rand, Variant::Static, Variant::NonStatic, Variant::Multichannel] {
+        let c = Config { variant, maps: 5, widths: vec![2, 3, 5], dropout: 0.5, ..Config::default() };
+        let (side, min_width) = (c.side_pad(), 5);
+        tch::manual_seed(3);
+        // Positive embeddings, so the widest filter's first two maps (negative weights,
+        // bias 0.5) peak on the windows of pads alone: relu(bias), which only a window
+        // of pads gives. The other maps: weights and biases of both signs.
+        let model = KimCnn::new(&Tensor::randn([vocab, dim], (Kind::Float, Device::Cpu)).abs(), 3, &c, Device::Cpu);
+        tch::no_grad(|| {
+            let opts = (Kind::Float, Device::Cpu);
+            for (w, b) in model.conv_w.iter().zip(&model.conv_b) {
+                let _ = w.shallow_clone().copy_(&(Tensor::randn(w.size(), opts) * 0.3));
+                let _ = b.shallow_clone().copy_(&(Tensor::randn([c.maps], opts) * 0.3));
+            }
+            let (w, b) = (model.conv_w.last().unwrap(), model.conv_b.last().unwrap());
+            let _ = w.narrow(0, 0, 2).copy_(&-Tensor::randn(w.narrow(0, 0, 2).size(), opts).abs());
+            let _ = b.narrow(0, 0, 2).fill_(0.5);
+            let _ = model.out_w.shallow_clone().copy_(&Tensor::randn(model.out_w.size(), opts));
+        });
+        let params = model.trainable(true);
+        let y = Tensor::from_slice(&(0..ids.len() as i64).map(|i| i % 3).collect::<Vec<_>>());
+        for layout in [longest + 9, longest] {
+            let full = crate::data::full_batch(&ids, layout, side, min_width);
+            let trimmed = padded_batch(&ids, layout, side, min_width, Device::Cpu);
+            assert_eq!(full.size()[1] - trimmed.size()[1], (layout - longest) as i64 - i64::from(layout > longest));
+            let what = format!("{variant:?}, layout {layout}");
+            let a = model.forward(&full, false);
+            let b = model.forward(&trimmed, false);
+            assert!(a.allclose(&b, 1e-5, 1e-5, false), "{what}: logits differ");
+            // Training mode: the same dropout mask (drawn in row order), the same gradients.
+            let grads = |batch: &Tensor| {
+                tch::manual_seed(11);
+                let loss = model.forward(batch, true).cross_entropy_for_logits(&y);
+                let wrt: Vec<&Tensor> = params.iter().collect();
+                (loss.double_value(&[]), Tensor::run_backward(&[&loss], &wrt, false, false))
+            };
+            let ((la, ga), (lb, gb)) = (grads(&full), grads(&trimmed));
+            assert!((la - lb).abs() < 1e-5, "{what}: loss {la} vs {lb}");
+            for (i, (ga, gb)) in ga.iter().zip(&gb).enumerate() {
+                assert!(ga.allclose(gb, 1e-5, 1e-5, false), "{what}: gradient {i} differs by {}", (ga - gb).abs().max().double_value(&[]));
+            }
+            if model.tunes_embedding() {
+                let rows = |batch: &Tensor| {
+                    let r = crate::optim::BatchRows::gather(&model.emb, batch);
+                    tch::manual_seed(11);
+                    let loss = model.forward_tuned(batch, &r.rows, &r.local, true).cross_entropy_for_logits(&y);
+                    (r.ids.shallow_clone(), Tensor::run_backward(&[&loss], &[&r.rows], false, false).remove(0))
+                };
+                let ((ia, ra), (ib, rb)) = (rows(&full), rows(&trimmed));
+                assert!(ia.equal(&ib), "{what}: gathered rows differ");
+                assert!(ra.allclose(&rb, 1e-5, 1e-5, false), "{what}: gathered rows' gradient differs");
+            }
+        }
+    }
+}
