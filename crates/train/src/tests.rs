@@ -390,13 +390,13 @@ fn trimmed_batches_compute_what_the_full_layout_computes() {
         tch::no_grad(|| {
             let opts = (Kind::Float, Device::Cpu);
             for (w, b) in model.conv_w.iter().zip(&model.conv_b) {
-                let _ = w.shallow_clone().copy_(&(Tensor::randn(w.size(), opts) * 0.3));
-                let _ = b.shallow_clone().copy_(&(Tensor::randn([c.maps], opts) * 0.3));
+                w.shallow_clone().copy_(&(Tensor::randn(w.size(), opts) * 0.3));
+                b.shallow_clone().copy_(&(Tensor::randn([c.maps], opts) * 0.3));
             }
             let (w, b) = (model.conv_w.last().unwrap(), model.conv_b.last().unwrap());
-            let _ = w.narrow(0, 0, 2).copy_(&-Tensor::randn(w.narrow(0, 0, 2).size(), opts).abs());
+            w.narrow(0, 0, 2).copy_(&-Tensor::randn(w.narrow(0, 0, 2).size(), opts).abs());
             let _ = b.narrow(0, 0, 2).fill_(0.5);
-            let _ = model.out_w.shallow_clone().copy_(&Tensor::randn(model.out_w.size(), opts));
+            model.out_w.shallow_clone().copy_(&Tensor::randn(model.out_w.size(), opts));
         });
         let params = model.trainable(true);
         let y = Tensor::from_slice(&(0..ids.len() as i64).map(|i| i % 3).collect::<Vec<_>>());
