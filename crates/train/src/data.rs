@@ -115,7 +115,7 @@ impl Dataset {
     /// Token ids of `rows` as a [B, L] tensor in Kim's layout: `side` zero
     /// pads on the left, zeros on the right up to the data set's longest
     /// (`Pad::Kim`) or the batch's longest (`Pad::Bucket`) plus `side`, cut
-    /// after the columns that can change the result (see [`padded_batch`]).
+    /// after the last column that can change the result (see [`padded_batch`]).
     pub fn batch(&self, rows: &[usize], pad: Pad, side: usize, min_width: usize, device: Device) -> Tensor {
         let longest = match pad {
             Pad::Kim => self.max_len,
