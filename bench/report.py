@@ -25,7 +25,7 @@ TITLES = {
     "train_fast": "Training throughput in the same numerics: kimcnn `fast` against the reference (bench/train.py --kimcnn-numerics fast)",
     "numerics": "Reproducible numerics (bench/numerics.py)",
     "remote": "Sharing: push and pull (bench/remote.py)",
-    "ray": "Stages on a Ray cluster: the executor's overhead per stage (bench/ray.py)",
+    "ray": "Stages on a Ray cluster: the executor's overhead per stage (bench/ray_stages.py)",
     "study": "Hyper-parameter study: `kimcnn tune` against the reference grid and Ray Tune (bench/study.py)",
     "search_quality": "Search quality: TPE against random search, ASHA against the grid (bench/search_quality.py)",
     "tuner_overhead": "Tuner overhead per trial against Optuna and Ray Tune (bench/tuner_overhead.py)",

@@ -81,8 +81,9 @@ python3 "$ROOT/bench/remote.py" \
   --out "$OUT/remote"
 
 # The Ray executor's overhead per stage against running it here (a one-node Ray head and s3s-fs on loopback).
+# (Named ray_stages.py: a bench/ray.py would shadow the ray package for study.py and tuner_overhead.py beside it.)
 make -s -C "$ROOT" check-ray
-python3 "$ROOT/bench/ray.py" \
+python3 "$ROOT/bench/ray_stages.py" \
   --kimcnn "$BIN" \
   --ray "$CACHE/ray-2.60.0/bin/ray" \
   --server "${S3_SERVER:-$CACHE/s3s-tools/bin/s3s-fs}" \

@@ -290,9 +290,13 @@ def ray_child(shared, work, budgets, out):
 
 
 def way_b(ray_py, shared, work, budgets):
-    f = work / "b.json"
-    wall, peak, _ = measured([ray_py, os.path.abspath(__file__), "--ray-child", shared, work, ",".join(map(str, budgets)), f],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    f, log = work / "b.json", work / "b.stderr"
+    try:
+        with open(log, "wb") as err:
+            wall, peak, _ = measured([ray_py, os.path.abspath(__file__), "--ray-child", shared, work,
+                                      ",".join(map(str, budgets)), f], stdout=subprocess.DEVNULL, stderr=err)
+    except SystemExit as e:  # Ray is verbose on stderr: its last lines say why
+        raise SystemExit(f"{e}; the end of its stderr ({log}):\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
     res = json.loads(f.read_text())
     res.update(wall_s=wall, peak=merge_peaks([peak]))
     return res
