@@ -202,11 +202,6 @@ impl Config {
             OptimizerKind::Sgd => 0.1,
         })
     }
-
-    /// Zero pads on each side of a sentence: the widest filter minus one.
-    pub fn side_pad(&self) -> usize {
-        (*self.widths.iter().max().unwrap_or(&1) - 1) as usize
-    }
 }
 
 /// A device param: `auto`, `cpu`, `cuda` or `cuda:N`.

@@ -22,7 +22,7 @@ fn kims_defaults_and_refusals() {
     let mut c: Config = serde_json::from_value(serde_json::json!({"dataset": "mr", "variant": "multichannel", "pad": "bucket"})).unwrap();
     c.check().unwrap();
     assert_eq!(c.numerics, Numerics::Reproducible);
-    assert_eq!((c.widths.clone(), c.maps, c.batch, c.epochs, c.side_pad()), (vec![3, 4, 5], 100, 50, 25, 4));
+    assert_eq!((c.widths.clone(), c.maps, c.batch, c.epochs), (vec![3, 4, 5], 100, 50, 25));
     assert_eq!((c.lr(), c.rho, c.eps, c.max_norm, c.rand_a), (1.0, 0.95, 1e-6, 3.0, RandA::Fixed(0.25)));
     let e = serde_json::from_value::<Config>(serde_json::json!({"epoch": 3})).unwrap_err().to_string();
     assert!(e.contains("unknown field `epoch`"), "{e}");

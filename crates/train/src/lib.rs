@@ -30,7 +30,7 @@ mod optim;
 mod train;
 
 pub use checkpoint::Checkpointing;
-pub use data::{padded_batch, Dataset};
+pub use data::{Dataset, PackedBatch};
 pub use eval::evaluate;
 pub use io::{load_model, save_model, SavedModel};
 pub use kimcnn_schema::{Config, OptimizerKind, Pad, Variant};

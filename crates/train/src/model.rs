@@ -1,6 +1,6 @@
 use tch::{Device, Kind, Tensor};
 
-use crate::{Config, Variant};
+use crate::{Config, PackedBatch, Variant};
 
 /// Kim's network. Plain tensors (leaves that require grad where trained), so
 /// the hand-written optimizers and the safetensors writer see them directly.
@@ -56,27 +56,36 @@ impl KimCnn {
         }
     }
 
-    /// Logits [B, classes] for token ids [B, L]. Dropout is Kim's: a
+    /// Logits [B, classes] for a packed batch. Dropout is Kim's: a
     /// Bernoulli mask on the pooled features when training (no rescaling),
     /// output weights scaled by 1-p at test time.
-    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        self.forward_tuned(x, &self.emb, x, train)
+    pub fn forward(&self, x: &PackedBatch, train: bool) -> Tensor {
+        self.forward_tuned(x, &self.emb, &x.tokens, train)
     }
 
     /// As [`forward`](Self::forward), with the fine-tuned channel looked up
-    /// as `tuned[tuned_ids]`: the whole embedding and `x`, or only the rows a
-    /// batch uses and `x` renumbered into them (row 0 the pad row in both).
-    pub(crate) fn forward_tuned(&self, x: &Tensor, tuned: &Tensor, tuned_ids: &Tensor, train: bool) -> Tensor {
+    /// as `tuned[tuned_ids]`: the whole embedding and `x.tokens`, or only
+    /// the rows a batch uses and its tokens renumbered into them (row 0 the
+    /// pad row in both).
+    pub(crate) fn forward_tuned(&self, x: &PackedBatch, tuned: &Tensor, tuned_ids: &Tensor, train: bool) -> Tensor {
         let mut e = Tensor::embedding(tuned, tuned_ids, 0, false, false);
         if let Some(s) = &self.emb_static {
-            e = Tensor::cat(&[Tensor::embedding(s, x, 0, false, false), e], 2);
+            e = Tensor::cat(&[Tensor::embedding(s, &x.tokens, 0, false, false), e], 1);
         }
-        let e = e.transpose(1, 2);
+        // [1, channels, T]: one long row, which each width's filters slide over once.
+        let e = e.transpose(0, 1).unsqueeze(0);
         let pooled: Vec<Tensor> = self
             .conv_w
             .iter()
             .zip(&self.conv_b)
-            .map(|(w, b)| e.conv1d(w, Some(b), [1], [0], [1], 1).relu().amax([2].as_slice(), false))
+            .zip(&x.windows)
+            .map(|((w, b), cols)| {
+                // [T - width + 1, maps], then each sentence's columns: [B, n, maps].
+                let maps = e.conv1d(w, Some(b), [1], [0], [1], 1).squeeze_dim(0).transpose(0, 1);
+                let (rows, n) = (cols.size()[0], cols.size()[1]);
+                // relu(max) = max(relu), with the same gradients: relu on B x maps values only.
+                maps.index_select(0, &cols.view([-1])).view([rows, n, -1]).amax([1].as_slice(), false).relu()
+            })
             .collect();
         let h = Tensor::cat(&pooled, 1);
         if train {

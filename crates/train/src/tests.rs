@@ -155,7 +155,7 @@ fn same_seed_same_bytes_and_a_round_trip() {
     assert!(files[0] != files[2]);
     let back = load_model(&d.path().join("m0.safetensors"), Device::Cpu).unwrap();
     assert_eq!(back.meta, meta);
-    let x = data.batch(&data.test, Pad::Kim, 4, 5, Device::Cpu);
+    let x = data.batch(&data.test, Pad::Kim, &c.widths, Device::Cpu);
     let out = train(&data, &init(&v), 0.5, &c, Device::Cpu, None, &mut |_| {}).unwrap();
     assert!(back.model.forward(&x, false).allclose(&out.model.forward(&x, false), 1e-6, 1e-6, false));
 }
@@ -366,12 +366,36 @@ fn a_run_resumed_from_its_checkpoint_ends_as_one_never_stopped() {
     }
 }
 
-/// A trimmed batch computes Kim's full layout: the same logits and the
+/// Kim's network as the reference computes it, on his layout ([B, L] ids,
+/// every row padded alike): convolution, relu, max over every window.
+fn kim_forward(model: &KimCnn, x: &Tensor, tuned: &Tensor, tuned_ids: &Tensor, train: bool) -> Tensor {
+    let mut e = Tensor::embedding(tuned, tuned_ids, 0, false, false);
+    if let Some(s) = &model.emb_static {
+        e = Tensor::cat(&[Tensor::embedding(s, x, 0, false, false), e], 2);
+    }
+    let e = e.transpose(1, 2);
+    let pooled: Vec<Tensor> = model
+        .conv_w
+        .iter()
+        .zip(&model.conv_b)
+        .map(|(w, b)| e.conv1d(w, Some(b), [1], [0], [1], 1).relu().amax([2].as_slice(), false))
+        .collect();
+    let h = Tensor::cat(&pooled, 1);
+    if train {
+        let mut keep = h.empty_like();
+        let _ = keep.bernoulli_float_(1.0 - model.dropout);
+        (h * keep).linear(&model.out_w, Some(&model.out_b))
+    } else {
+        h.linear(&(&model.out_w * (1.0 - model.dropout)), Some(&model.out_b))
+    }
+}
+
+/// A packed batch computes Kim's full layout: the same logits and the
 /// same gradients, for every variant and both layouts (the data set's
 /// longest, and the batch's own), through the whole embedding and through
 /// the rows a batch gathers (what Adadelta trains).
 #[test]
-fn trimmed_batches_compute_what_the_full_layout_computes() {
+fn packed_batches_compute_what_kims_layout_computes() {
     let _g = torch_lock();
     let (vocab, dim) = (60i64, 6i64);
     // Lengths 0..=30, with repeats, in no order; ids past the pad and <unk>.
@@ -381,7 +405,6 @@ fn trimmed_batches_compute_what_the_full_layout_computes() {
     let longest = ids.iter().map(|r| r.len()).max().unwrap();
     for variant in [Variant::Rand, Variant::Static, Variant::NonStatic, Variant::Multichannel] {
         let c = Config { variant, maps: 5, widths: vec![2, 3, 5], dropout: 0.5, ..Config::default() };
-        let (side, min_width) = (c.side_pad(), 5);
         tch::manual_seed(3);
         // Positive embeddings, so the widest filter's first two maps (negative weights,
         // bias 0.5) peak on the windows of pads alone: relu(bias), which only a window
@@ -401,33 +424,34 @@ fn trimmed_batches_compute_what_the_full_layout_computes() {
         let params = model.trainable(true);
         let y = Tensor::from_slice(&(0..ids.len() as i64).map(|i| i % 3).collect::<Vec<_>>());
         for layout in [longest + 9, longest] {
-            let full = crate::data::full_batch(&ids, layout, side, min_width);
-            let trimmed = padded_batch(&ids, layout, side, min_width, Device::Cpu);
-            assert_eq!(full.size()[1] - trimmed.size()[1], (layout - longest) as i64 - i64::from(layout > longest));
+            let full = crate::data::full_layout(&ids, layout, &c.widths);
+            let packed = PackedBatch::new(&ids, layout, &c.widths, Device::Cpu);
             let what = format!("{variant:?}, layout {layout}");
-            let a = model.forward(&full, false);
-            let b = model.forward(&trimmed, false);
+            let a = kim_forward(&model, &full, &model.emb, &full, false);
+            let b = model.forward(&packed, false);
             assert!(a.allclose(&b, 1e-5, 1e-5, false), "{what}: logits differ");
             // Training mode: the same dropout mask (drawn in row order), the same gradients.
-            let grads = |batch: &Tensor| {
+            let grads = |logits: &dyn Fn() -> Tensor| {
                 tch::manual_seed(11);
-                let loss = model.forward(batch, true).cross_entropy_for_logits(&y);
+                let loss = logits().cross_entropy_for_logits(&y);
                 let wrt: Vec<&Tensor> = params.iter().collect();
                 (loss.double_value(&[]), Tensor::run_backward(&[&loss], &wrt, false, false))
             };
-            let ((la, ga), (lb, gb)) = (grads(&full), grads(&trimmed));
+            let (la, ga) = grads(&|| kim_forward(&model, &full, &model.emb, &full, true));
+            let (lb, gb) = grads(&|| model.forward(&packed, true));
             assert!((la - lb).abs() < 1e-5, "{what}: loss {la} vs {lb}");
             for (i, (ga, gb)) in ga.iter().zip(&gb).enumerate() {
                 assert!(ga.allclose(gb, 1e-5, 1e-5, false), "{what}: gradient {i} differs by {}", (ga - gb).abs().max().double_value(&[]));
             }
             if model.tunes_embedding() {
-                let rows = |batch: &Tensor| {
-                    let r = crate::optim::BatchRows::gather(&model.emb, batch);
+                let rows = |x: &Tensor, logits: &dyn Fn(&crate::optim::BatchRows) -> Tensor| {
+                    let r = crate::optim::BatchRows::gather(&model.emb, x);
                     tch::manual_seed(11);
-                    let loss = model.forward_tuned(batch, &r.rows, &r.local, true).cross_entropy_for_logits(&y);
+                    let loss = logits(&r).cross_entropy_for_logits(&y);
                     (r.ids.shallow_clone(), Tensor::run_backward(&[&loss], &[&r.rows], false, false).remove(0))
                 };
-                let ((ia, ra), (ib, rb)) = (rows(&full), rows(&trimmed));
+                let (ia, ra) = rows(&full, &|r| kim_forward(&model, &full, &r.rows, &r.local, true));
+                let (ib, rb) = rows(&packed.tokens, &|r| model.forward_tuned(&packed, &r.rows, &r.local, true));
                 assert!(ia.equal(&ib), "{what}: gathered rows differ");
                 assert!(ra.allclose(&rb, 1e-5, 1e-5, false), "{what}: gathered rows' gradient differs");
             }

@@ -70,8 +70,6 @@ pub fn train(
         (model, lazy, params, opt, ChaCha8Rng::seed_from_u64(cfg.seed))
     };
     let (mut model, mut lazy, mut params, mut opt, mut rng) = fresh();
-    let side = cfg.side_pad();
-    let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
     let (mut history, mut timings) = (Vec::new(), Vec::new());
     let mut best: Option<(usize, f64, KimCnn)> = None;
     let mut since_best = 0;
@@ -110,9 +108,9 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
         let batches = data.epoch_batches(cfg.batch, cfg.pad, &mut rng);
         for (b, rows) in batches.iter().enumerate() {
-            let x = data.batch(rows, cfg.pad, side, min_width, device);
+            let x = data.batch(rows, cfg.pad, &cfg.widths, device);
             let y = data.label_tensor(rows, device);
-            let tuned = lazy.as_ref().map(|_| BatchRows::gather(&model.emb, &x));
+            let tuned = lazy.as_ref().map(|_| BatchRows::gather(&model.emb, &x.tokens));
             let logits = match &tuned {
                 Some(r) => model.forward_tuned(&x, &r.rows, &r.local, true),
                 None => model.forward(&x, true),
@@ -259,12 +257,10 @@ fn restore(
 
 /// Mean cross-entropy and accuracy on `rows`, in eval mode, 1000 at a time.
 pub(crate) fn loss_and_accuracy(model: &KimCnn, data: &Dataset, rows: &[usize], cfg: &Config, device: Device) -> (f64, f64) {
-    let side = cfg.side_pad();
-    let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
     tch::no_grad(|| {
         let (mut loss, mut correct) = (0f64, 0i64);
         for chunk in rows.chunks(1000) {
-            let x = data.batch(chunk, cfg.pad, side, min_width, device);
+            let x = data.batch(chunk, cfg.pad, &cfg.widths, device);
             let y = data.label_tensor(chunk, device);
             let logits = model.forward(&x, false);
             loss += logits.cross_entropy_for_logits(&y).double_value(&[]) * chunk.len() as f64;

@@ -26,8 +26,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let index = vocab.index();
     let cfg = &saved.meta.config;
     let classes = &saved.meta.classes;
-    let side = cfg.side_pad();
-    let min_width = *cfg.widths.iter().max().unwrap_or(&1) as usize;
     let stdin = std::io::stdin();
     let mut lines: Vec<String> = Vec::new();
     let out = std::io::stdout();
@@ -60,7 +58,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .collect::<Result<_, String>>()?;
         let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
         let rows: Vec<&[i64]> = ids.iter().map(Vec::as_slice).collect();
-        let x = kimcnn_train::padded_batch(&rows, longest, side, min_width, device);
+        let x = kimcnn_train::PackedBatch::new(&rows, longest, &cfg.widths, device);
         let probs = tch::no_grad(|| saved.model.forward(&x, false).softmax(1, Kind::Float)).to_device(Device::Cpu).contiguous();
         let probs = Vec::<f32>::try_from(probs.view([-1])).map_err(|e| e.to_string())?;
         let k = classes.len();
