@@ -5,8 +5,9 @@ GloVe 50-d, seed 1, the same threads, each run alone. Two cells a variant:
 
 * kimcnn `pad: kim` against the reference's `--pad kim` (the same model: every
   sentence padded to the data set's longest; the reference computes every
-  column, kimcnn (train kind 7) cuts each batch after the columns that can
-  change the result, its longest sentence plus one window of pads alone);
+  column, kimcnn (train kind 8) packs a batch's sentences into one row with
+  pads between them and pools each over its own windows and one window of
+  pads alone, which cannot change the result);
 * kimcnn `pad: bucket` against the reference's `--pad dynamic`, each side's
   fastest mode (the reference pads each random batch to its own longest
   sentence; kimcnn batches sentences of similar length).
@@ -188,8 +189,8 @@ def main():
           f"the median (min-max) over {a.reps} repetitions, after one untimed warm-up run of each side; kimcnn and the "
           "reference back to back in each repetition, the side going first alternating. Ratio = kimcnn median / "
           "reference median. `kim`: both compute Kim's layout, every sentence padded to the data set's longest (the same model; the "
-          "reference computes every column, kimcnn cuts each batch after its longest sentence's pads and one window of "
-          "pads alone, which cannot change the result); `bucket` / "
+          "reference computes every column, kimcnn packs each batch's sentences into one row, pads between them, and pools "
+          "each over its own windows and one window of pads alone, which cannot change the result); `bucket` / "
           "`dynamic`: each side's fastest mode (kimcnn batches similar lengths, the reference pads each random batch "
           f"to its longest). kimcnn in `numerics: {a.kimcnn_numerics}` ({', '.join(sorted(numerics))}"
           f"{'; its default' if a.kimcnn_numerics == 'reproducible' else '; the same kernels as the reference'}); the reference "

@@ -175,8 +175,8 @@ const ROUND_TOKENS: usize = 64;
 /// layout has one. So the pooled features, the logits and the gradients are
 /// those of Kim's layout (ties between windows aside, which amax splits
 /// evenly), computed over the sentences' own tokens plus `G` columns each:
-/// on MR 2.1x fewer columns than the batch's longest sentence padded, 2.5x
-/// fewer than Kim's layout.
+/// on MR's random batches (rounding included) 2.0x fewer columns than each
+/// padded to its longest sentence, 2.5x fewer than Kim's layout.
 #[derive(Debug)]
 pub struct PackedBatch {
     /// [T], T a multiple of [`ROUND_TOKENS`]; 0 is the pad.
