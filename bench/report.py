@@ -24,6 +24,7 @@ TITLES = {
     "train": "Training throughput (bench/train.py)",
     "train_fast": "Training throughput in the same numerics: kimcnn `fast` against the reference (bench/train.py --kimcnn-numerics fast)",
     "numerics": "Reproducible numerics (bench/numerics.py)",
+    "step_profile": "Where a training step's time goes (bench/step_profile.py, bench/conv_kernels.py)",
     "remote": "Sharing: push and pull (bench/remote.py)",
     "ray": "Stages on a Ray cluster: the executor's overhead per stage (bench/ray_stages.py)",
     "study": "Hyper-parameter study: `kimcnn tune` against the reference grid and Ray Tune (bench/study.py)",

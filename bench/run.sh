@@ -72,6 +72,19 @@ python3 "$ROOT/bench/train.py" \
   --epochs "${TRAIN_BENCH_EPOCHS:-5}" \
   --reps "${TRAIN_BENCH_REPS:-3}"
 
+# Where a training step's time goes: perf samples of the worker by library and symbol (perf from
+# Debian's linux-perf, installed where missing), and the convolution in three formulations.
+if ! command -v perf >/dev/null; then
+  echo "installing linux-perf (bench/step_profile.py)"
+  { apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null; } || echo "no perf: bench/step_profile.py fails below"
+fi
+python3 "$ROOT/bench/step_profile.py" \
+  --kimcnn "$BIN" \
+  --python "$TORCH_PY" \
+  --shared "$ROOT/../shared" \
+  --work "$WORK" \
+  --out "$OUT/step_profile"
+
 # Push and pull to a local S3 server (s3s-fs), against `aws s3 sync` of the same files.
 python3 "$ROOT/bench/remote.py" \
   --kimcnn "$BIN" \
