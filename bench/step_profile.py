@@ -23,9 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import provenance  # noqa: E402  (bench/provenance.py)
 from mr_data import INPUTS, split0_stages  # noqa: E402  (bench/mr_data.py)
-
-# kimcnn's reproducible pins (crates/schema/src/numerics.rs), for conv_kernels.py's pinned run.
-PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2,STRICT"}
+from numerics import PINS  # noqa: E402  (kimcnn's reproducible pins, for conv_kernels.py's pinned run)
 
 
 def pipeline(shared, epochs, variants):
@@ -71,15 +69,17 @@ def short(symbol):
     return f"{lib}: {name[:100]}"
 
 
+# Shared objects by name, up to the first "." or "-" (`libc.so.6` is libc, `libc10.so` is not; torch
+# ships OpenMP as `libgomp-<hash>.so.1`).
+LIBRARIES = {"libtorch_cpu": "libtorch (ATen kernels, oneDNN and MKL linked in)", "libgomp": "OpenMP", "libc": "libc",
+             "libm": "libm"}
+OWN = {"kimcnn-torch": "kimcnn's own code", "[kernel.kallsyms]": "kernel"}
+
+
 def library(dso):
     if dso.startswith("[JIT]") or dso in ("[unknown]", "//anon") or dso.startswith("anon") or "perf-" in dso:
         return "oneDNN's JIT-compiled kernels (anonymous code)"
-    for key, name in [("libtorch_cpu", "libtorch (ATen kernels, oneDNN and MKL linked in)"), ("libgomp", "OpenMP"),
-                      ("libc", "libc"), ("libm", "libm"), ("kimcnn-torch", "kimcnn's own code"),
-                      ("[kernel", "kernel")]:
-        if key in dso:
-            return name
-    return dso
+    return OWN.get(dso) or LIBRARIES.get(re.split(r"[.-]", dso)[0], dso)
 
 
 def main():
@@ -113,7 +113,8 @@ def main():
                        cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
         libs = {}
         for pct, dso in report(perf, data, "dso", 0):
-            libs[library(dso)] = libs.get(library(dso), 0.0) + pct
+            lib = library(dso)
+            libs[lib] = libs.get(lib, 0.0) + pct
         symbols = report(perf, data, "dso,sym", 1.0)
         res["variants"][v] = {"libraries": dict(sorted(libs.items(), key=lambda kv: -kv[1])),
                               "symbols": [{"percent": p, "symbol": s} for p, s in symbols[:15]]}
@@ -132,9 +133,15 @@ def main():
           f"GloVe 50-d, `pad: kim`, {a.epochs} epochs, one thread, reproducible numerics; data stages not profiled). "
           "Share of the worker's samples by library:", ""]
     md += ["| library | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
-    for lib in sorted({k for v in res["variants"].values() for k in v["libraries"]},
-                      key=lambda k: -max(v["libraries"].get(k, 0) for v in res["variants"].values())):
-        md.append(f"| {lib} | " + " | ".join(f"{res['variants'][v]['libraries'].get(lib, 0):.1f}%" for v in variants) + " |")
+    share = lambda lib, v: res["variants"][v]["libraries"].get(lib, 0.0)
+    libs = sorted({k for v in res["variants"].values() for k in v["libraries"]}, key=lambda k: -max(share(k, v) for v in variants))
+    shown = [k for k in libs if max(share(k, v) for v in variants) >= 0.5]
+    for lib in shown:
+        md.append(f"| {lib} | " + " | ".join(f"{share(lib, v):.1f}%" for v in variants) + " |")
+    rest = [k for k in libs if k not in shown]
+    if rest:
+        md.append(f"| {len(rest)} others, each under 0.5% (CUDA's libraries among them: the worker links them, the CPU run only loads them) | "
+                  + " | ".join(f"{sum(share(k, v) for k in rest):.1f}%" for v in variants) + " |")
     for v in variants:
         md += ["", f"Largest symbols, CNN-{v} (library, symbol; 1% and over):", ""]
         md += [f"- {s['percent']:.1f}% {short(s['symbol'])}" for s in res["variants"][v]["symbols"]]
